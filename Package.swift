@@ -8,7 +8,12 @@ func system(_ name: String, _ pkgConfig: String, _ apt: String) -> Target {
 
 let package = Package(
     name: "emotion-monitor",
+    products: [
+        .executable(name: "emotion-monitor", targets: ["CLI"]),
+    ],
     dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
     ],
     targets: [
@@ -21,7 +26,18 @@ let package = Package(
 
         .target(name: "RingBuffer", dependencies: [.product(name: "Atomics", package: "swift-atomics")]),
         .target(name: "Capture", dependencies: ["CALSA", "CALSAErrors", "RingBuffer"]),
-        .testTarget(name: "CaptureTests", dependencies: ["Capture", "RingBuffer"]),
+        .target(name: "Features", dependencies: ["CFFTW", "CSndFile", "CSoxr"]),
+        .target(name: "Model", dependencies: ["COpenBLAS", "Features"]),
+        .target(name: "Streaming", dependencies: ["Features", "Model", "RingBuffer", "Capture"]),
+        .target(name: "Output", dependencies: ["Streaming", "Features", "Model"]),
+        .executableTarget(name: "CLI", dependencies: [
+            "Streaming", "Output", "Capture", "Features", "Model",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        .testTarget(name: "FeaturesTests", dependencies: ["Features", "Model"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ModelTests", dependencies: ["Model"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,0 +1,69 @@
+import ArgumentParser
+import Foundation
+import Model
+import Output
+import Streaming
+
+struct Analyze: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Classify the emotion of recorded speech files (WAV, FLAC, OGG, MP3, ...).")
+
+    @Argument(help: "Audio files to analyse.")
+    var files: [String]
+
+    @Option(help: "Output format: text, jsonl or csv.")
+    var format: ReportFormat = .text
+
+    @Flag(help: "Also report every analysis window (start, end, label, confidence, voice), as `listen` sees them.")
+    var segments = false
+
+    @Option(help: "Write an SVG with waveform, log-mel spectrogram and emotion timeline (one input file).")
+    var plot: String?
+
+    @Option(help: "Files analysed in parallel (default: all cores).")
+    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @OptionGroup var common: CommonOptions
+
+    func validate() throws {
+        if plot != nil && files.count != 1 { throw ValidationError("--plot takes exactly one input file") }
+        if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+    }
+
+    func run() throws {
+        let (config, weights) = try common.loadAnalysis()
+        let report = ClipReport(format: format, card: weights.card)
+        if let header = report.header { print(header) }
+        let progress = ProgressBar(total: files.count)
+        var failures = 0
+        forEachAnalyzed(files, weights: weights, config: config, threads: jobs, work: { analyzer, path in
+            Result { try analyzer.analyze(path: path, segments: segments || plot != nil, keepFeatures: plot != nil) }
+        }, deliver: { index, result in
+            progress.advance()
+            switch result {
+            case .success(let clip):
+                if clip.nonFiniteSamples > 0 {
+                    warn("\(clip.path): \(clip.nonFiniteSamples) NaN or infinite samples were replaced by silence")
+                }
+                print(report.render(clip))
+                if let plot {
+                    do { try SVGPlot(card: weights.card).render(clip).write(toFile: plot, atomically: true, encoding: .utf8) } catch {
+                        warn("\(plot): cannot write plot (\(error.localizedDescription))")
+                        failures += 1
+                    }
+                }
+            case .failure(let error):
+                failures += 1
+                print(report.renderError(path: files[index], message: "\(error)"))
+            }
+            fflush(stdout)
+        })
+        if failures > 0 { throw ExitCode(1) }
+    }
+}
+
+extension ReportFormat: ExpressibleByArgument {}
+
+func warn(_ message: String) {
+    FileHandle.standardError.write("warning: \(message)\n".data(using: .utf8)!)
+}

@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+import Model
+import Streaming
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure speed: real-time factor of decode + features + CNN on one thread, the split, files/s on all cores.")
+
+    @Argument(help: "Folder of audio files (default: ../shared/data/ravdess beside the checkout).")
+    var directory: String?
+
+    @Option(help: "Use at most this many files.")
+    var limit: Int = 1200
+
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        let (config, weights) = try common.loadAnalysis()
+        let folder = directory ?? URL(fileURLWithPath: CommandLine.executablePath).resolvingSymlinksInPath()
+            .deletingLastPathComponent().appendingPathComponent("../../../../shared/data/ravdess").standardized.path
+        let files = Array(audioFiles(in: folder).prefix(limit))
+        guard !files.isEmpty else { throw Failure("\(folder): no audio files to benchmark (pass a folder)") }
+
+        // Warm up (page in the model, plan the FFT) before timing.
+        let analyzer = ClipAnalyzer(classifier: EmotionClassifier(weights: weights), windows: config.windows, speech: config.speech)
+        _ = try? analyzer.analyze(path: files[0])
+        let warmModel = analyzer.modelSeconds
+        var audio = 0.0
+        let single = try measure {
+            for f in files { audio += (try? analyzer.analyze(path: f))?.duration ?? 0 }
+        }
+        let model = analyzer.modelSeconds - warmModel
+        let threads = ProcessInfo.processInfo.activeProcessorCount
+        let parallel = try measure {
+            forEachAnalyzed(files, weights: weights, config: config, threads: threads,
+                            work: { a, f in _ = try? a.analyze(path: f) }, deliver: { _, _ in })
+        }
+        print("files           \(files.count) (\(String(format: "%.1f", audio)) s of audio) from \(folder)")
+        print("model           \(weights.card.name), \(weights.card.features.melBands) mel bands, hop \(weights.card.features.hopLength) samples")
+        print(String(format: "one thread      real-time factor %.5f (%.0fx faster than real time)", single / audio, audio / single))
+        print(String(format: "  decode+features %.5f  (%.1f%%)", (single - model) / audio, 100 * (single - model) / single))
+        print(String(format: "  CNN             %.5f  (%.1f%%)", model / audio, 100 * model / single))
+        print(String(format: "all %d cores     %.1f files/s, real-time factor %.5f", threads, Double(files.count) / parallel, parallel / audio))
+        print("peak memory     \(peakResidentMegabytes()) MB resident")
+    }
+
+    private func measure(_ body: () throws -> Void) rethrows -> Double {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        try body()
+        return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+    }
+}
+
+func audioFiles(in folder: String) -> [String] {
+    let paths = FileManager.default.enumerator(atPath: folder)?.compactMap { $0 as? String } ?? []
+    return paths.filter { ["wav", "flac", "ogg", "mp3"].contains(($0 as NSString).pathExtension.lowercased()) }
+        .sorted().map { (folder as NSString).appendingPathComponent($0) }
+}
+
+/// VmHWM from /proc/self/status: the most memory this process ever held resident.
+func peakResidentMegabytes() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+          let kb = Int(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
+    return kb / 1024
+}

@@ -1,0 +1,96 @@
+import ArgumentParser
+import Features
+import Foundation
+import Model
+import Streaming
+
+/// Every default of the program, read from config.json; flags override single values.
+/// Threading: a value type, freely shared.
+struct Configuration: Codable {
+    /// Model card, relative to the config file's folder.
+    var model: String
+    var windows: WindowSettings
+    var speech: SpeechActivity
+
+    /// A one-line reason the values cannot work, or nil.
+    var problem: String? {
+        if !(windows.hopSeconds > 0 && windows.hopSeconds <= 10) { return "windows.hopSeconds must be in (0, 10], got \(windows.hopSeconds)" }
+        if !(1...256).contains(windows.batchWindows) { return "windows.batchWindows must be 1...256, got \(windows.batchWindows)" }
+        if !(speech.thresholdDbfs >= -120 && speech.thresholdDbfs <= 0) { return "speech.thresholdDbfs must be -120...0, got \(speech.thresholdDbfs)" }
+        if !(speech.minimumVoicedSeconds >= 0 && speech.minimumVoicedSeconds <= 60) { return "speech.minimumVoicedSeconds must be 0...60, got \(speech.minimumVoicedSeconds)" }
+        if !(speech.regionRangeDb > 0 && speech.regionRangeDb <= 120) { return "speech.regionRangeDb must be in (0, 120], got \(speech.regionRangeDb)" }
+        if !(speech.regionPadSeconds >= 0 && speech.regionPadSeconds <= 5) { return "speech.regionPadSeconds must be 0...5, got \(speech.regionPadSeconds)" }
+        return nil
+    }
+}
+
+/// Options every analysing command shares: where the config and model are, and the values most
+/// often tuned. Flags beat config.json.
+struct CommonOptions: ParsableArguments {
+    @Option(help: "Config file (default: $EMOTION_MONITOR_CONFIG, ./config.json, or the one installed beside the program).")
+    var config: String?
+
+    @Option(help: "Model card JSON (default: the config's \"model\").")
+    var model: String?
+
+    @Option(help: "Seconds between analysis windows (config windows.hopSeconds).")
+    var hop: Double?
+
+    @Option(name: .customLong("vad-threshold"), help: "Voice-activity threshold in dBFS (config speech.thresholdDbfs).")
+    var vadThreshold: Double?
+
+    /// The configuration with flags applied, validated.
+    func resolve() throws -> (Configuration, modelURL: URL) {
+        let url = try configURL()
+        var config: Configuration
+        do {
+            config = try JSONDecoder().decode(Configuration.self, from: Data(contentsOf: url))
+        } catch let error as DecodingError {
+            throw Failure("\(url.path): invalid config (\(describeDecodingError(error)))")
+        } catch {
+            throw Failure("\(url.path): cannot read config")
+        }
+        if let hop { config.windows.hopSeconds = hop }
+        if let vadThreshold { config.speech.thresholdDbfs = vadThreshold }
+        if let problem = config.problem { throw Failure("\(url.path): \(problem)") }
+        let modelPath = model ?? config.model
+        let modelURL = model != nil || modelPath.hasPrefix("/")
+            ? URL(fileURLWithPath: modelPath) : url.deletingLastPathComponent().appendingPathComponent(modelPath)
+        return (config, modelURL)
+    }
+
+    private func configURL() throws -> URL {
+        if let path = config ?? ProcessInfo.processInfo.environment["EMOTION_MONITOR_CONFIG"] {
+            guard FileManager.default.fileExists(atPath: path) else { throw Failure("\(path): no such config file") }
+            return URL(fileURLWithPath: path)
+        }
+        let fm = FileManager.default
+        if fm.fileExists(atPath: "config.json") { return URL(fileURLWithPath: "config.json") }
+        // From .build/<triple>/release/emotion-monitor or an install prefix, walk up to the checkout.
+        var dir = URL(fileURLWithPath: CommandLine.executablePath).resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<5 {
+            let candidate = dir.appendingPathComponent("config.json")
+            if fm.fileExists(atPath: candidate.path) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        if fm.fileExists(atPath: "/etc/emotion-monitor/config.json") { return URL(fileURLWithPath: "/etc/emotion-monitor/config.json") }
+        throw Failure("no config.json found: pass --config PATH or set EMOTION_MONITOR_CONFIG")
+    }
+
+    /// Loads the model and makes an analyzer factory (one analyzer per thread over shared weights).
+    func loadAnalysis() throws -> (Configuration, ModelWeights) {
+        let (config, modelURL) = try resolve()
+        do {
+            return (config, try ModelWeights(cardURL: modelURL))
+        } catch let error as ModelError {
+            throw Failure(error.description)
+        }
+    }
+}
+
+extension CommandLine {
+    /// The running program's path (from /proc, so a bare name found on $PATH resolves too).
+    static var executablePath: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? arguments[0]
+    }
+}

@@ -1,0 +1,17 @@
+import ArgumentParser
+import Foundation
+
+@main
+struct EmotionMonitor: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "emotion-monitor",
+        abstract: "Speech-emotion monitor: which of eight emotions a voice carries, live or from recordings.",
+        subcommands: [Analyze.self, Evaluate.self, Bench.self]
+    )
+}
+
+/// A one-line error for the user; ArgumentParser prints it as "Error: ..." and exits non-zero.
+struct Failure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,101 @@
+import ArgumentParser
+import Foundation
+import Model
+import Output
+import Streaming
+
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure accuracy on RAVDESS-named files (03-01-EE-II-SS-RR-AA): accuracy, UAR, recall, confusion matrix.",
+        discussion: """
+        Accuracy means something only on speakers the model never heard: the shipped model was trained on \
+        RAVDESS actors 01-20, so evaluate it on other actors, or evaluate a cross-validation fold model \
+        (Training/run_all.sh) on its held-out actors with --model and --actors.
+        """)
+
+    enum Format: String, ExpressibleByArgument { case text, json }
+
+    @Argument(help: "Folder searched recursively for RAVDESS-named audio files.")
+    var directory: String
+
+    @Option(help: "Output format: text or json.")
+    var format: Format = .text
+
+    @Option(help: "Only these actors, e.g. 1-4 or 17,19,21-24.")
+    var actors: String?
+
+    @Option(help: "Files analysed in parallel (default: all cores).")
+    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        let wanted = try actors.map(parseActors)
+        let clips = try ravdessFiles(in: directory).filter { wanted?.contains($0.actor) ?? true }
+        guard !clips.isEmpty else { throw Failure("\(directory): no RAVDESS-named audio files found") }
+        let (config, weights) = try common.loadAnalysis()
+        guard weights.card.labels.count == 8 else { throw Failure("evaluate needs a model with the 8 RAVDESS emotions") }
+        var evaluation = Evaluation(labels: weights.card.labels)
+        var failures = 0
+        let progress = ProgressBar(total: clips.count)
+        forEachAnalyzed(clips.map(\.path), weights: weights, config: config, threads: jobs, work: { analyzer, path in
+            Result { try analyzer.analyze(path: path) }
+        }, deliver: { index, result in
+            progress.advance()
+            switch result {
+            case .success(let r):
+                let sex = r.sex.indices.max { r.sex[$0] < r.sex[$1] }
+                evaluation.add(truth: clips[index].emotion, predicted: r.emotion.indices.max { r.emotion[$0] < r.emotion[$1] }!,
+                               sexCorrect: weights.card.sexLabels.count == 2 ? sex == clips[index].sex : nil)
+            case .failure(let error):
+                failures += 1
+                FileHandle.standardError.write("error: \(error)\n".data(using: .utf8)!)
+            }
+        })
+        print(format == .json ? evaluation.json.text : evaluation.text)
+        if failures > 0 { throw Failure("\(failures) of \(clips.count) files could not be analysed") }
+    }
+}
+
+/// A RAVDESS clip: its path and what its name says.
+struct RavdessClip {
+    let path: String
+    /// 0-based, in the order neutral, calm, happy, sad, angry, fearful, disgust, surprised.
+    let emotion: Int
+    let actor: Int
+    /// 0 male (odd actors), 1 female (even actors), the model card's sexLabels order.
+    var sex: Int { actor % 2 == 0 ? 1 : 0 }
+
+    init?(path: String) {
+        let url = URL(fileURLWithPath: path)
+        guard ["wav", "flac", "ogg", "mp3"].contains(url.pathExtension.lowercased()) else { return nil }
+        let fields = url.deletingPathExtension().lastPathComponent.split(separator: "-")
+        guard fields.count == 7, fields.allSatisfy({ $0.count == 2 && $0.allSatisfy(\.isNumber) }),
+              let emotion = Int(fields[2]), (1...8).contains(emotion), let actor = Int(fields[6]) else { return nil }
+        self.path = path
+        self.emotion = emotion - 1
+        self.actor = actor
+    }
+}
+
+func ravdessFiles(in directory: String) throws -> [RavdessClip] {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+        throw Failure("\(directory): not a directory")
+    }
+    let paths = FileManager.default.enumerator(atPath: directory)?.compactMap { $0 as? String } ?? []
+    return paths.sorted().compactMap { RavdessClip(path: (directory as NSString).appendingPathComponent($0)) }
+}
+
+/// "1-4,9" -> {1, 2, 3, 4, 9}
+func parseActors(_ text: String) throws -> Set<Int> {
+    var actors = Set<Int>()
+    for part in text.split(separator: ",") {
+        let bounds = part.split(separator: "-").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard (1...2).contains(bounds.count), let lo = bounds.first!, let hi = bounds.last!, lo <= hi else {
+            throw Failure("--actors: '\(part)' is not a number or a range like 1-4")
+        }
+        actors.formUnion(lo...hi)
+    }
+    return actors
+}

@@ -1,0 +1,89 @@
+import CSndFile
+import Foundation
+
+/// Errors reading or decoding audio, each a one-line message for the user.
+public enum AudioError: Error, CustomStringConvertible, Equatable {
+    case notFound(String)
+    case isDirectory(String)
+    case empty(String)
+    case unreadable(String, reason: String)
+    case unsupportedRate(String, rate: Int)
+    case resampler(String)
+
+    public var description: String {
+        switch self {
+        case .notFound(let p): return "\(p): no such file"
+        case .isDirectory(let p): return "\(p): is a directory, not an audio file"
+        case .empty(let p): return "\(p): file is empty"
+        case .unreadable(let p, let reason): return "\(p): cannot decode audio (\(reason))"
+        case .unsupportedRate(let p, let rate): return "\(p): sample rate \(rate) Hz is outside the supported 8000...192000 Hz"
+        case .resampler(let reason): return "resampler failed: \(reason)"
+        }
+    }
+}
+
+/// An audio file opened with libsndfile (WAV, FLAC, OGG, MP3, ... whatever it was built with),
+/// read block by block as mono Float so that long files never load whole.
+/// Threading: not thread-safe; one reader per thread.
+public final class AudioFile {
+    public let path: String
+    public let sampleRate: Int
+    public let channels: Int
+    /// Frames as the file's header states them (libsndfile may report a huge count for some streams).
+    public let frames: Int
+    /// Samples that were NaN or infinite in a float file, replaced by silence.
+    public private(set) var nonFiniteSamples = 0
+
+    private let handle: OpaquePointer
+    private var interleaved: [Float] = []
+
+    public init(path: String) throws {
+        self.path = path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw AudioError.notFound(path) }
+        if isDirectory.boolValue { throw AudioError.isDirectory(path) }
+        if ((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0) == 0 { throw AudioError.empty(path) }
+        var info = SF_INFO()
+        guard let handle = sf_open(path, Int32(SFM_READ), &info) else {
+            throw AudioError.unreadable(path, reason: String(cString: sf_strerror(nil)))
+        }
+        self.handle = handle
+        sampleRate = Int(info.samplerate)
+        channels = Int(info.channels)
+        frames = Int(info.frames)
+        guard channels > 0 else {
+            sf_close(handle)
+            throw AudioError.unreadable(path, reason: "no channels")
+        }
+        guard (8_000...192_000).contains(sampleRate) else {
+            sf_close(handle)
+            throw AudioError.unsupportedRate(path, rate: sampleRate)
+        }
+    }
+
+    deinit { sf_close(handle) }
+
+    public var duration: Double { Double(frames) / Double(sampleRate) }
+
+    /// Reads up to `maxFrames` frames, mixed to mono, appending them to `output`. Returns the number
+    /// of frames read: 0 at the end of the file. Throws if the data is corrupt part-way through.
+    @discardableResult
+    public func read(maxFrames: Int, into output: inout [Float]) throws -> Int {
+        if interleaved.count < maxFrames * channels { interleaved = [Float](repeating: 0, count: maxFrames * channels) }
+        let got = Int(interleaved.withUnsafeMutableBufferPointer { sf_readf_float(handle, $0.baseAddress, sf_count_t(maxFrames)) })
+        if got == 0, sf_error(handle) != 0 {
+            throw AudioError.unreadable(path, reason: String(cString: sf_strerror(handle)))
+        }
+        output.reserveCapacity(output.count + got)
+        let scale = 1 / Float(channels)
+        for frame in 0..<got {
+            var sum: Float = 0
+            for c in 0..<channels {
+                let s = interleaved[frame * channels + c]
+                if s.isFinite { sum += s } else { nonFiniteSamples += 1 }
+            }
+            output.append(sum * scale)
+        }
+        return got
+    }
+}

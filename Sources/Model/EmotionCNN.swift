@@ -1,0 +1,217 @@
+import COpenBLAS
+import Foundation
+
+/// The trained network's weights, with each batch norm folded into the convolution before it.
+/// Threading: immutable after init; one instance serves any number of `EmotionClassifier`s.
+public final class ModelWeights: @unchecked Sendable {
+    struct Conv {
+        let inChannels: Int, outChannels: Int
+        /// [out][in * 9], batch norm folded in.
+        let weight: [Float]
+        let bias: [Float]
+    }
+
+    struct Dense {
+        let inputs: Int, outputs: Int
+        let weight: [Float]  // [outputs][inputs]
+        let bias: [Float]
+    }
+
+    public let card: ModelCard
+    let convs: [Conv]
+    let emotion: Dense
+    let sex: Dense
+
+    /// Loads the card at `cardURL` and the safetensors file it names.
+    public convenience init(cardURL: URL) throws {
+        let card = try ModelCard.load(from: cardURL)
+        let weightsURL = cardURL.deletingLastPathComponent().appendingPathComponent(card.weights)
+        try self.init(card: card, tensors: SafeTensors(contentsOf: weightsURL), file: weightsURL.path)
+    }
+
+    public init(card: ModelCard, tensors: SafeTensors, file: String) throws {
+        // The CLI parallelises across files and windows itself; OpenBLAS's own threads would only contend.
+        openblas_set_num_threads(1)
+        self.card = card
+        var convs: [Conv] = []
+        var inChannels = 1
+        for (block, out) in card.architecture.channels.enumerated() {
+            // PyTorch's Sequential numbers each block's layers conv, bn, relu, pool: 4 per block.
+            let conv = "features.\(4 * block)", bn = "features.\(4 * block + 1)"
+            var weight = try tensors.tensor("\(conv).weight", shape: [out, inChannels, 3, 3], file: file)
+            let gamma = try tensors.tensor("\(bn).weight", shape: [out], file: file)
+            let beta = try tensors.tensor("\(bn).bias", shape: [out], file: file)
+            let mean = try tensors.tensor("\(bn).running_mean", shape: [out], file: file)
+            let variance = try tensors.tensor("\(bn).running_var", shape: [out], file: file)
+            var bias = [Float](repeating: 0, count: out)
+            let k = inChannels * 9
+            for o in 0..<out {
+                let scale = gamma[o] / (variance[o] + Float(card.architecture.batchNormEpsilon)).squareRoot()
+                for i in 0..<k { weight[o * k + i] *= scale }
+                bias[o] = beta[o] - mean[o] * scale
+            }
+            convs.append(Conv(inChannels: inChannels, outChannels: out, weight: weight, bias: bias))
+            inChannels = out
+        }
+        func dense(_ name: String, _ outputs: Int) throws -> Dense {
+            Dense(inputs: 2 * inChannels, outputs: outputs,
+                  weight: try tensors.tensor("\(name).weight", shape: [outputs, 2 * inChannels], file: file),
+                  bias: try tensors.tensor("\(name).bias", shape: [outputs], file: file))
+        }
+        self.convs = convs
+        emotion = try dense("emotion", card.labels.count)
+        sex = try dense("sex", card.sexLabels.count)
+        let known = Set(convs.indices.flatMap { b in
+            ["features.\(4 * b).weight"] + ["weight", "bias", "running_mean", "running_var"].map { "features.\(4 * b + 1).\($0)" }
+        } + ["emotion.weight", "emotion.bias", "sex.weight", "sex.bias"])
+        if let extra = tensors.tensors.keys.sorted().first(where: { !known.contains($0) }) {
+            throw ModelError.mismatch(file, reason: "unexpected tensor '\(extra)': the card's architecture differs from the weights")
+        }
+    }
+}
+
+/// One window's output: logits and probabilities for emotion and speaker sex.
+public struct Prediction: Sendable, Equatable {
+    public var emotionLogits: [Float]
+    public var sexLogits: [Float]
+    public var emotion: [Float] { softmax(emotionLogits) }
+    public var sex: [Float] { softmax(sexLogits) }
+}
+
+public func softmax(_ x: [Float]) -> [Float] {
+    let m = x.max() ?? 0
+    let e = x.map { exp($0 - m) }
+    let s = e.reduce(0, +)
+    return e.map { $0 / s }
+}
+
+/// Runs the CNN on batches of log-mel windows: z-normalisation, then per block an im2col + sgemm
+/// convolution with folded batch norm, ReLU and 2x2 max-pool; then mean over frequency, mean and
+/// max over time, and the two linear heads. Activations are laid out [channel][window][freq][time],
+/// so a whole batch is one sgemm per layer.
+/// Threading: not thread-safe (it owns scratch buffers); use one per thread over shared `ModelWeights`.
+public final class EmotionClassifier {
+    public let weights: ModelWeights
+    private var activations: [Float] = []
+    private var columns: [Float] = []
+    private var output: [Float] = []
+
+    public init(weights: ModelWeights) { self.weights = weights }
+
+    public var card: ModelCard { weights.card }
+
+    /// Classifies `count` windows stored frame-major ([window][frame][mel], raw log-mel as
+    /// `MelSpectrogram` produces them, `card.windowFrames` frames each).
+    public func predict(frames: UnsafeBufferPointer<Float>, count: Int) -> [Prediction] {
+        let mels = card.features.melBands, time = card.windowFrames
+        precondition(frames.count >= count * mels * time, "not enough frames for \(count) windows")
+        guard count > 0 else { return [] }
+        prepareInput(frames, count: count, mels: mels, time: time)
+        var (height, width) = (mels, time)
+        for conv in weights.convs {
+            convolve(conv, batch: count, height: height, width: width)
+            maxPool(channels: conv.outChannels * count, height: height, width: width)
+            (height, width) = (height / 2, width / 2)
+        }
+        let channels = weights.convs.last!.outChannels
+        return (0..<count).map { b in
+            var pooled = [Float](repeating: 0, count: 2 * channels)
+            for c in 0..<channels {
+                let plane = (c * count + b) * height * width
+                var mean: Float = 0, peak = -Float.infinity
+                for t in 0..<width {
+                    var column: Float = 0
+                    for f in 0..<height { column += activations[plane + f * width + t] }
+                    column /= Float(height)
+                    mean += column
+                    peak = max(peak, column)
+                }
+                pooled[c] = mean / Float(width)
+                pooled[channels + c] = peak
+            }
+            return Prediction(emotionLogits: apply(weights.emotion, pooled), sexLogits: apply(weights.sex, pooled))
+        }
+    }
+
+    /// Transposes each window to [mel][time] and z-normalises it with one mean and one std.
+    private func prepareInput(_ frames: UnsafeBufferPointer<Float>, count: Int, mels: Int, time: Int) {
+        let size = mels * time
+        activations = [Float](repeating: 0, count: count * size)
+        for b in 0..<count {
+            let window = UnsafeBufferPointer(rebasing: frames[(b * size)..<((b + 1) * size)])
+            var sum: Double = 0, squares: Double = 0
+            for v in window { sum += Double(v); squares += Double(v) * Double(v) }
+            let mean = sum / Double(size)
+            let std = Float(max((squares / Double(size) - mean * mean).squareRoot(), 1e-5))
+            for t in 0..<time {
+                for m in 0..<mels { activations[b * size + m * time + t] = (window[t * mels + m] - Float(mean)) / std }
+            }
+        }
+    }
+
+    /// 3x3 convolution with padding 1 over every plane, then bias and ReLU; result in `activations`.
+    private func convolve(_ conv: ModelWeights.Conv, batch: Int, height: Int, width: Int) {
+        let plane = height * width, n = batch * plane, k = conv.inChannels * 9
+        if columns.count < k * n { columns = [Float](repeating: 0, count: k * n) }
+        activations.withUnsafeBufferPointer { input in
+            columns.withUnsafeMutableBufferPointer { cols in
+                for c in 0..<conv.inChannels {
+                    for dy in -1...1 {
+                        for dx in -1...1 {
+                            let row = (c * 9 + (dy + 1) * 3 + (dx + 1)) * n
+                            for b in 0..<batch {
+                                let src = (c * batch + b) * plane, dst = row + b * plane
+                                for y in 0..<height {
+                                    let sy = y + dy
+                                    for x in 0..<width {
+                                        let sx = x + dx
+                                        cols[dst + y * width + x] = (sy >= 0 && sy < height && sx >= 0 && sx < width)
+                                            ? input[src + sy * width + sx] : 0
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if output.count < conv.outChannels * n { output = [Float](repeating: 0, count: conv.outChannels * n) }
+        conv.weight.withUnsafeBufferPointer { w in
+            columns.withUnsafeBufferPointer { cols in
+                output.withUnsafeMutableBufferPointer { out in
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(conv.outChannels), Int32(n), Int32(k),
+                                1, w.baseAddress, Int32(k), cols.baseAddress, Int32(n), 0, out.baseAddress, Int32(n))
+                }
+            }
+        }
+        for o in 0..<conv.outChannels {
+            let bias = conv.bias[o]
+            for i in (o * n)..<((o + 1) * n) { output[i] = max(0, output[i] + bias) }
+        }
+        swap(&activations, &output)
+    }
+
+    /// 2x2 max-pool with floor semantics (odd trailing rows/columns dropped), in place into `activations`.
+    private func maxPool(channels: Int, height: Int, width: Int) {
+        let (h2, w2) = (height / 2, width / 2)
+        activations.withUnsafeMutableBufferPointer { a in
+            for p in 0..<channels {
+                let src = p * height * width, dst = p * h2 * w2
+                for y in 0..<h2 {
+                    for x in 0..<w2 {
+                        let i = src + 2 * y * width + 2 * x
+                        a[dst + y * w2 + x] = max(max(a[i], a[i + 1]), max(a[i + width], a[i + width + 1]))
+                    }
+                }
+            }
+        }
+    }
+
+    private func apply(_ dense: ModelWeights.Dense, _ x: [Float]) -> [Float] {
+        (0..<dense.outputs).map { o in
+            var sum = dense.bias[o]
+            for i in 0..<dense.inputs { sum += dense.weight[o * dense.inputs + i] * x[i] }
+            return sum
+        }
+    }
+}

@@ -1,0 +1,56 @@
+import Features
+import Foundation
+
+/// The parts of the model card (Models/*.json) that inference needs. The card also documents the
+/// training data, protocol and results; those fields are for people and are not decoded here.
+/// Threading: a value type, freely shared.
+public struct ModelCard: Codable, Sendable {
+    public struct Architecture: Codable, Sendable {
+        /// Output channels of each [conv3x3 -> BN -> ReLU -> maxpool 2x2] block.
+        public var channels: [Int]
+        public var batchNormEpsilon: Double
+    }
+
+    public var name: String
+    /// The safetensors file, relative to the card.
+    public var weights: String
+    public var labels: [String]
+    public var sexLabels: [String]
+    public var features: FeatureParameters
+    /// Length of the analysis window the CNN sees, in seconds.
+    public var windowSeconds: Double
+    public var architecture: Architecture
+
+    /// Feature frames in one analysis window.
+    public var windowFrames: Int { features.frameCount(samples: Int(windowSeconds * Double(features.sampleRate))) }
+
+    public static func load(from url: URL) throws -> ModelCard {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw ModelError.unreadable(url.path, reason: FileManager.default.fileExists(atPath: url.path) ? "permission or I/O error" : "no such file")
+        }
+        let card: ModelCard
+        do { card = try JSONDecoder().decode(ModelCard.self, from: data) } catch {
+            throw ModelError.corrupt(url.path, reason: "not a valid model card: \(describeDecodingError(error))")
+        }
+        if let problem = card.features.problem { throw ModelError.corrupt(url.path, reason: problem) }
+        guard !card.labels.isEmpty, !card.sexLabels.isEmpty, !card.architecture.channels.isEmpty,
+              card.windowFrames >= 1 << card.architecture.channels.count else {
+            throw ModelError.corrupt(url.path, reason: "labels, channels or window length are empty or too small")
+        }
+        return card
+    }
+}
+
+/// A short form of a decoding error for one-line messages: which key, what was wrong.
+public func describeDecodingError(_ error: Error) -> String {
+    func path(_ c: DecodingError.Context, _ key: CodingKey? = nil) -> String {
+        (c.codingPath + (key.map { [$0] } ?? [])).map(\.stringValue).joined(separator: ".")
+    }
+    switch error as? DecodingError {
+    case .keyNotFound(let key, let c): return "missing '\(path(c, key))'"
+    case .typeMismatch(_, let c), .valueNotFound(_, let c): return "wrong type for '\(path(c))'"
+    case .dataCorrupted(let c): return c.codingPath.isEmpty ? "not valid JSON" : "bad value for '\(path(c))'"
+    default: return "\(error)"
+    }
+}

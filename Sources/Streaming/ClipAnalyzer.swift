@@ -1,0 +1,150 @@
+import Features
+import Foundation
+import Model
+
+/// How windows are laid over audio. Threading: a value type, freely shared.
+public struct WindowSettings: Codable, Equatable, Sendable {
+    /// Step between successive windows: one live event per hop.
+    public var hopSeconds: Double = 0.5
+    /// Windows classified together in one batch (one sgemm per layer).
+    public var batchWindows: Int = 16
+
+    public init() {}
+}
+
+/// One analysis window: where it lies, whether it carries voice, and the CNN's output when it does.
+public struct WindowResult: Sendable, Equatable {
+    public var start: Double
+    public var end: Double
+    public var voice: Bool
+    public var prediction: Prediction?
+}
+
+/// What `analyze` reports for one file.
+public struct ClipResult: Sendable {
+    public var path: String
+    public var duration: Double
+    /// Mean probabilities over the windows covering the speech region.
+    public var emotion: [Float]
+    public var sex: [Float]
+    public var speechRegion: Range<Double>
+    /// The fixed-grid windows of `listen` (one per hop), when asked for.
+    public var segments: [WindowResult]?
+    public var nonFiniteSamples: Int
+    /// Log-mel frames and 10 ms energies of the whole file, when asked for (the plot needs them).
+    public var frames: [Float]?
+    public var energies: [Float]?
+}
+
+public enum AnalysisError: Error, CustomStringConvertible {
+    case noSpeech(String)
+
+    public var description: String {
+        switch self {
+        case .noSpeech(let path): return "\(path): no speech to classify (the recording is silent)"
+        }
+    }
+}
+
+/// Classifies recorded files: decode in blocks, resample, log-mel, then the windows covering the
+/// speech region (the label) and, optionally, the fixed grid of live windows (the segments).
+/// Threading: not thread-safe (it owns a classifier); use one per thread.
+public final class ClipAnalyzer {
+    public let classifier: EmotionClassifier
+    public let windows: WindowSettings
+    public let speech: SpeechActivity
+    /// Seconds spent in the CNN so far (the rest of `analyze` is decoding and features): for `bench`.
+    public private(set) var modelSeconds: Double = 0
+    /// Frames decoded per read: bounds memory for long files.
+    static let blockFrames = 1 << 16
+
+    public init(classifier: EmotionClassifier, windows: WindowSettings, speech: SpeechActivity) {
+        self.classifier = classifier
+        self.windows = windows
+        self.speech = speech
+    }
+
+    var card: ModelCard { classifier.card }
+    var windowSamples: Int { Int(card.windowSeconds * Double(card.features.sampleRate)) }
+    var hopSamples: Int { Int(windows.hopSeconds * Double(card.features.sampleRate)) }
+
+    public func analyze(path: String, segments: Bool = false, keepFeatures: Bool = false) throws -> ClipResult {
+        let file = try AudioFile(path: path)
+        let stream = try FeatureStream(parameters: card.features, inputRate: file.sampleRate)
+        var block: [Float] = []
+        while true {
+            block.removeAll(keepingCapacity: true)
+            guard try file.read(maxFrames: Self.blockFrames, into: &block) > 0 else { break }
+            try stream.push(block[...])
+        }
+        try stream.finish()
+        let n = stream.sampleCount
+        guard let region = speech.region(energies: stream.energies, sampleCount: n) else { throw AnalysisError.noSpeech(path) }
+
+        let starts = regionWindowStarts(region, sampleCount: n)
+        let predictions = classify(stream, startSamples: starts)
+        let rate = Double(card.features.sampleRate)
+        var result = ClipResult(
+            path: path, duration: Double(n) / rate,
+            emotion: meanProbabilities(predictions.map(\.emotion)), sex: meanProbabilities(predictions.map(\.sex)),
+            speechRegion: Double(region.lowerBound) / rate..<Double(region.upperBound) / rate,
+            segments: nil, nonFiniteSamples: file.nonFiniteSamples)
+        if segments { result.segments = gridWindows(stream) }
+        if keepFeatures { (result.frames, result.energies) = (stream.frames, stream.energies) }
+        return result
+    }
+
+    /// Start samples of the windows covering `region` with the configured hop; a region shorter than
+    /// a window gets one window centred on it (kept inside the file where the file is long enough).
+    /// This is the protocol the model's accuracy was measured with (Training/frontend.py).
+    func regionWindowStarts(_ region: Range<Int>, sampleCount n: Int) -> [Int] {
+        let w = windowSamples, h = hopSamples
+        if region.count <= w {
+            let centred = (region.lowerBound + region.upperBound) / 2 - w / 2
+            return [min(max(centred, min(0, n - w)), max(0, n - w))]
+        }
+        let count = 1 + (region.count - w + h - 1) / h
+        return (0..<count).map { min(region.lowerBound + $0 * h, region.upperBound - w) }
+    }
+
+    /// The windows `listen` classifies: one ending at every hop once a full window is available
+    /// (a stream shorter than a window gets one, padded).
+    func gridWindows(_ stream: FeatureStream) -> [WindowResult] {
+        let w = windowSamples, h = hopSamples
+        let ends = stream.sampleCount < w ? [w] : Array(stride(from: w, through: stream.sampleCount, by: h))
+        let voiced = ends.map { speech.hasVoice(stream.energies(in: ($0 - w)..<$0)) }
+        let starts = zip(ends, voiced).filter { $0.1 }.map { $0.0 - w }
+        var predictions = classify(stream, startSamples: starts).makeIterator()
+        let rate = Double(card.features.sampleRate)
+        return zip(ends, voiced).map { end, voice in
+            WindowResult(start: Double(end - w) / rate, end: Double(end) / rate, voice: voice,
+                         prediction: voice ? predictions.next() : nil)
+        }
+    }
+
+    /// Runs the CNN over the windows starting at the given 16 kHz samples, in batches.
+    func classify(_ stream: FeatureStream, startSamples: [Int]) -> [Prediction] {
+        let frames = card.windowFrames, hop = card.features.hopLength
+        var batch: [Float] = []
+        var out: [Prediction] = []
+        for chunk in stride(from: 0, to: startSamples.count, by: max(1, windows.batchWindows)) {
+            let starts = startSamples[chunk..<min(chunk + max(1, windows.batchWindows), startSamples.count)]
+            batch.removeAll(keepingCapacity: true)
+            for s in starts {
+                stream.appendWindow(startFrame: Int((Double(s) / Double(hop)).rounded(.down)), count: frames, to: &batch)
+            }
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            out += batch.withUnsafeBufferPointer { classifier.predict(frames: $0, count: starts.count) }
+            modelSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        }
+        return out
+    }
+}
+
+/// Element-wise mean of probability vectors.
+public func meanProbabilities(_ vectors: [[Float]]) -> [Float] {
+    guard let first = vectors.first else { return [] }
+    var sum = [Float](repeating: 0, count: first.count)
+    for v in vectors { for i in v.indices { sum[i] += v[i] } }
+    return sum.map { $0 / Float(vectors.count) }
+}

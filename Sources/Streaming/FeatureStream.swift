@@ -1,0 +1,81 @@
+import Foundation
+import Features
+
+/// Audio at the source's rate in, 16 kHz log-mel frames and 10 ms energies out, kept until
+/// discarded: the one front end that file analysis, replay and live capture share.
+/// Threading: not thread-safe; owned by one analysis at a time.
+public final class FeatureStream {
+    public let parameters: FeatureParameters
+    private let resampler: Resampler
+    private let mel: MelSpectrogram
+    private let meter = EnergyMeter()
+    private var resampled: [Float] = []
+
+    /// Log-mel frames, frame-major; `frames[0]` is stream frame `firstFrame`.
+    public private(set) var frames: [Float] = []
+    public private(set) var firstFrame = 0
+    /// 10 ms mean-square energies; `energies[0]` is stream frame `firstEnergy`.
+    public private(set) var energies: [Float] = []
+    public private(set) var firstEnergy = 0
+    /// 16 kHz samples received so far.
+    public private(set) var sampleCount = 0
+
+    public init(parameters: FeatureParameters, inputRate: Int) throws {
+        self.parameters = parameters
+        resampler = try Resampler(inputRate: inputRate, outputRate: parameters.sampleRate)
+        mel = MelSpectrogram(parameters: parameters)
+    }
+
+    /// Adds samples at the input rate; only the frames they complete are computed.
+    public func push(_ samples: ArraySlice<Float>) throws {
+        resampled.removeAll(keepingCapacity: true)
+        try resampler.process(samples, into: &resampled)
+        ingest()
+    }
+
+    /// Drains the resampler at the end of the stream.
+    public func finish() throws {
+        resampled.removeAll(keepingCapacity: true)
+        try resampler.flush(into: &resampled)
+        ingest()
+    }
+
+    private func ingest() {
+        sampleCount += resampled.count
+        mel.process(resampled, into: &frames)
+        meter.process(resampled, into: &energies)
+    }
+
+    /// Forgets frames and energies that start before 16 kHz sample `sample`: bounded memory when live.
+    public func discard(before sample: Int) {
+        let dropFrames = min(frames.count / parameters.melBands, max(0, sample / parameters.hopLength - firstFrame))
+        frames.removeFirst(dropFrames * parameters.melBands)
+        firstFrame += dropFrames
+        let dropEnergies = min(energies.count, max(0, sample / EnergyMeter.frameLength - firstEnergy))
+        energies.removeFirst(dropEnergies)
+        firstEnergy += dropEnergies
+    }
+
+    /// Appends the `count` frames from stream frame `start` to `window`; frames outside what the
+    /// stream holds are silence (log of the floor), like zero-padded audio.
+    public func appendWindow(startFrame start: Int, count: Int, to window: inout [Float]) {
+        let bands = parameters.melBands
+        let held = frames.count / bands
+        let silence = Float(log(parameters.logFloor))
+        for t in start..<(start + count) {
+            let i = t - firstFrame
+            if i >= 0 && i < held {
+                window.append(contentsOf: frames[(i * bands)..<((i + 1) * bands)])
+            } else {
+                window.append(contentsOf: repeatElement(silence, count: bands))
+            }
+        }
+    }
+
+    /// The energies of the 10 ms frames inside the 16 kHz sample range `range` that are still held.
+    public func energies(in range: Range<Int>) -> ArraySlice<Float> {
+        let lo = min(max(range.lowerBound / EnergyMeter.frameLength - firstEnergy, 0), energies.count)
+        let hi = min(max(range.upperBound / EnergyMeter.frameLength - firstEnergy, lo), energies.count)
+        return energies[lo..<hi]
+    }
+}

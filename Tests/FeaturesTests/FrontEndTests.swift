@@ -1,0 +1,78 @@
+@testable import Features
+import Foundation
+import Model
+import XCTest
+
+/// Pins the Swift front end to the numpy reference that Training/export.py wrote (and checked
+/// against the PyTorch front end the model was trained with): no train/serve skew.
+final class FrontEndTests: XCTestCase {
+    let fixture = try! SafeTensors(contentsOf: Bundle.module.url(forResource: "Fixtures/frontend", withExtension: "safetensors")!)
+
+    func testLogMelMatchesNumpyReference() throws {
+        let audio = fixture.tensors["audio"]!.values
+        let reference = fixture.tensors["logmel"]!
+        let mel = MelSpectrogram(parameters: FeatureParameters())
+        var frames: [Float] = []
+        mel.process(audio, into: &frames)
+        XCTAssertEqual([frames.count / 40, 40], reference.shape)
+        let gap = zip(frames, reference.values).map { abs($0 - $1) }.max()!
+        XCTAssertLessThan(gap, 2e-3, "largest log-mel difference from the numpy reference")
+    }
+
+    func testStreamingInOddBlocksGivesTheSameFrames() {
+        let audio = fixture.tensors["audio"]!.values
+        let whole = MelSpectrogram(parameters: FeatureParameters()), pieces = MelSpectrogram(parameters: FeatureParameters())
+        var a: [Float] = [], b: [Float] = []
+        whole.process(audio, into: &a)
+        var i = 0, size = 1
+        while i < audio.count {
+            pieces.process(audio[i..<min(i + size, audio.count)], into: &b)
+            i += size
+            size = size * 3 % 997 + 1
+        }
+        XCTAssertEqual(a, b)
+    }
+
+    func testSpeechRegionMatchesReference() {
+        let audio = fixture.tensors["audio"]!.values
+        var energies: [Float] = []
+        EnergyMeter().process(audio, into: &energies)
+        let region = SpeechActivity().region(energies: energies, sampleCount: audio.count)!
+        let expected = fixture.tensors["region"]!.values.map(Int.init)
+        XCTAssertEqual([region.lowerBound, region.upperBound], expected)
+    }
+
+    func testSilenceHasNoRegionAndNoVoice() {
+        var energies: [Float] = []
+        EnergyMeter().process([Float](repeating: 0, count: 16_000), into: &energies)
+        XCTAssertNil(SpeechActivity().region(energies: energies, sampleCount: 16_000))
+        XCTAssertFalse(SpeechActivity().hasVoice(energies))
+    }
+
+    func testFilterbankPeaksAtOneAndCoversTheRange() {
+        let filters = melFilterbank(FeatureParameters())
+        XCTAssertEqual(filters.count, 40)
+        for f in filters { XCTAssertLessThanOrEqual(f.weights.max()!, 1.0001) }
+        XCTAssertLessThan(filters.first!.first, 3)      // 50 Hz is bin 1.6
+        XCTAssertGreaterThan(filters.last!.first, 200)  // the top filter ends at 8 kHz
+    }
+
+    func testResamplerKeepsDurationAndTone() throws {
+        // 1 s of 1 kHz at 44.1 kHz -> 16 kHz: about 16000 samples, still a 1 kHz tone.
+        let tone = (0..<44_100).map { Float(sin(2 * Double.pi * 1000 * Double($0) / 44_100)) * 0.5 }
+        let r = try Resampler(inputRate: 44_100, outputRate: 16_000)
+        var out: [Float] = []
+        for chunk in stride(from: 0, to: tone.count, by: 1000) { try r.process(tone[chunk..<min(chunk + 1000, tone.count)], into: &out) }
+        try r.flush(into: &out)
+        XCTAssertEqual(Double(out.count), 16_000, accuracy: 2)
+        let crossings = zip(out.dropFirst(), out).filter { $0.0 >= 0 && $0.1 < 0 }.count
+        XCTAssertEqual(Double(crossings), 1000, accuracy: 3)
+    }
+
+    func testSameRateIsBitExact() throws {
+        let x: [Float] = [0.1, -0.2, 0.3]
+        var out: [Float] = []
+        try Resampler(inputRate: 16_000, outputRate: 16_000).process(x[...], into: &out)
+        XCTAssertEqual(out, x)
+    }
+}

@@ -1,0 +1,82 @@
+import Features
+import Foundation
+import Model
+import XCTest
+
+/// The Swift CNN must reproduce PyTorch's logits for the shipped model on golden inputs.
+final class ModelTests: XCTestCase {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
+    static let cardURL = root.appendingPathComponent("Models/emotion-cnn.json")
+
+    func testReproducesPyTorchLogits() throws {
+        let golden = try SafeTensors(contentsOf: Bundle.module.url(forResource: "Fixtures/golden", withExtension: "safetensors")!)
+        let weights = try ModelWeights(cardURL: Self.cardURL)
+        let windows = golden.tensors["windows"]!
+        XCTAssertEqual(Array(windows.shape.dropFirst()), [weights.card.windowFrames, weights.card.features.melBands])
+        let predictions = windows.values.withUnsafeBufferPointer {
+            EmotionClassifier(weights: weights).predict(frames: $0, count: windows.shape[0])
+        }
+        let emotion = golden.tensors["emotion_logits"]!.values, sex = golden.tensors["sex_logits"]!.values
+        for (b, p) in predictions.enumerated() {
+            for (i, v) in p.emotionLogits.enumerated() { XCTAssertEqual(v, emotion[b * 8 + i], accuracy: 1e-4) }
+            for (i, v) in p.sexLogits.enumerated() { XCTAssertEqual(v, sex[b * 2 + i], accuracy: 1e-4) }
+        }
+        // One at a time gives the same as the batch.
+        let single = windows.values.withUnsafeBufferPointer { EmotionClassifier(weights: weights).predict(frames: $0, count: 1) }
+        for (a, b) in zip(single[0].emotionLogits, predictions[0].emotionLogits) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+    }
+
+    func testTruncatedWeightsAreAClearError() throws {
+        let dir = try temporaryCopyOfModel()
+        let weights = dir.appendingPathComponent("emotion-cnn.safetensors")
+        let data = try Data(contentsOf: weights)
+        try data.prefix(data.count / 2).write(to: weights)
+        XCTAssertThrowsError(try ModelWeights(cardURL: dir.appendingPathComponent("emotion-cnn.json"))) { error in
+            XCTAssertTrue("\(error)".contains("truncated"), "\(error)")
+        }
+    }
+
+    func testGarbageWeightsAndMissingFilesAreClearErrors() throws {
+        let dir = try temporaryCopyOfModel()
+        try Data("not a model".utf8).write(to: dir.appendingPathComponent("emotion-cnn.safetensors"))
+        XCTAssertThrowsError(try ModelWeights(cardURL: dir.appendingPathComponent("emotion-cnn.json"))) { error in
+            XCTAssertTrue("\(error)".contains("corrupt model file"), "\(error)")
+        }
+        XCTAssertThrowsError(try ModelWeights(cardURL: dir.appendingPathComponent("nope.json"))) { error in
+            XCTAssertTrue("\(error)".contains("no such file"), "\(error)")
+        }
+    }
+
+    func testCardThatDisagreesWithWeightsIsAMismatch() throws {
+        let dir = try temporaryCopyOfModel()
+        let cardURL = dir.appendingPathComponent("emotion-cnn.json")
+        var card = try JSONSerialization.jsonObject(with: Data(contentsOf: cardURL)) as! [String: Any]
+        var architecture = card["architecture"] as! [String: Any]
+        architecture["channels"] = [16, 32, 64, 128]
+        card["architecture"] = architecture
+        try JSONSerialization.data(withJSONObject: card).write(to: cardURL)
+        XCTAssertThrowsError(try ModelWeights(cardURL: cardURL)) { error in
+            XCTAssertTrue("\(error)".contains("does not match"), "\(error)")
+        }
+    }
+
+    func testCardWithBadFeatureParametersIsRejected() throws {
+        let dir = try temporaryCopyOfModel()
+        let cardURL = dir.appendingPathComponent("emotion-cnn.json")
+        let text = try String(contentsOf: cardURL, encoding: .utf8).replacingOccurrences(of: "\"fftSize\": 512", with: "\"fftSize\": 128")
+        try text.write(to: cardURL, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try ModelCard.load(from: cardURL)) { error in
+            XCTAssertTrue("\(error)".contains("window length"), "\(error)")
+        }
+    }
+
+    private func temporaryCopyOfModel() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("model-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        for name in ["emotion-cnn.json", "emotion-cnn.safetensors"] {
+            try FileManager.default.copyItem(at: Self.root.appendingPathComponent("Models/\(name)"), to: dir.appendingPathComponent(name))
+        }
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        return dir
+    }
+}
