@@ -66,11 +66,12 @@ public struct SVGPlot: Sendable {
         let lineTop = 340.0, lineHeight = 160.0
         svg.append(panel("emotion", y: lineTop, height: lineHeight))
         let segments = r.segments ?? []
-        let hop = segments.count > 1 ? segments[1].end - segments[0].end : (segments.first.map { $0.end - $0.start } ?? 0)
-        for s in segments {
+        // Each window colours the time since the previous window ended (the first, its whole span).
+        for (i, s) in segments.enumerated() {
+            let from = i == 0 ? s.start : segments[i - 1].end
             let (label, _) = s.prediction.map { top($0.emotion, labels) } ?? ("silence", 0)
             let colour = labels.firstIndex(of: label).map { Self.palette[$0 % Self.palette.count] } ?? "#eeeeee"
-            svg.append("<rect x=\"\(f(x(s.end - hop)))\" y=\"\(f(lineTop + lineHeight + 4))\" width=\"\(f(max(0.5, x(s.end) - x(s.end - hop))))\" height=\"8\" fill=\"\(colour)\"/>")
+            svg.append("<rect x=\"\(f(x(from)))\" y=\"\(f(lineTop + lineHeight + 4))\" width=\"\(f(max(0.5, x(s.end) - x(from))))\" height=\"8\" fill=\"\(colour)\"/>")
         }
         for (k, label) in labels.enumerated() {
             let points = segments.compactMap { s in s.prediction.map { p in

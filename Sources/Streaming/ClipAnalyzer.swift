@@ -37,11 +37,12 @@ public struct ClipResult: Sendable {
 }
 
 public enum AnalysisError: Error, CustomStringConvertible {
-    case noSpeech(String)
+    case noSpeech(String, thresholdDbfs: Double)
 
     public var description: String {
         switch self {
-        case .noSpeech(let path): return "\(path): no speech to classify (the recording is silent)"
+        case .noSpeech(let path, let threshold):
+            return "\(path): no speech to classify (nothing louder than the voice threshold, \(Int(threshold)) dBFS; see --vad-threshold)"
         }
     }
 }
@@ -79,7 +80,9 @@ public final class ClipAnalyzer {
         }
         try stream.finish()
         let n = stream.sampleCount
-        guard let region = speech.region(energies: stream.energies, sampleCount: n) else { throw AnalysisError.noSpeech(path) }
+        guard speech.hasVoice(stream.energies), let region = speech.region(energies: stream.energies, sampleCount: n) else {
+            throw AnalysisError.noSpeech(path, thresholdDbfs: speech.thresholdDbfs)
+        }
 
         let starts = regionWindowStarts(region, sampleCount: n)
         let predictions = classify(stream, startSamples: starts)

@@ -1,0 +1,96 @@
+import Foundation
+import XCTest
+
+/// Runs the built `emotion-monitor` as a user would and captures what it prints.
+struct Run {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+    /// Peak resident memory of the largest child this test process has run so far, in MB: an upper
+    /// bound for this child's peak.
+    let peakMegabytes: Int
+
+    var lines: [String] { stdout.split(separator: "\n").map(String.init) }
+}
+
+enum CLI {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
+    static let shared = root.appendingPathComponent("../shared/data/ravdess").standardized
+    /// SwiftPM puts the test bundle and the executable in the same products folder.
+    static let binary = Bundle.main.bundleURL.appendingPathComponent("emotion-monitor")
+
+    /// Runs the program; a run longer than `timeout` seconds is killed and fails the test (a hang).
+    @discardableResult
+    static func run(_ arguments: [String], environment: [String: String] = [:], timeout: Double = 300,
+                    file: StaticString = #filePath, line: UInt = #line) throws -> Run {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        process.currentDirectoryURL = root
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        // Read both pipes concurrently so a chatty child cannot block on a full pipe.
+        var outData = Data(), errData = Data()
+        let group = DispatchGroup()
+        DispatchQueue.global().async(group: group) { outData = out.fileHandleForReading.readDataToEndOfFile() }
+        DispatchQueue.global().async(group: group) { errData = err.fileHandleForReading.readDataToEndOfFile() }
+        if group.wait(timeout: .now() + timeout) == .timedOut {
+            process.terminate()
+            group.wait()
+            XCTFail("emotion-monitor \(arguments.joined(separator: " ")) hung for \(timeout) s", file: file, line: line)
+        }
+        process.waitUntilExit()
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_CHILDREN.rawValue), &usage)
+        return Run(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                   stderr: String(decoding: errData, as: UTF8.self), peakMegabytes: Int(usage.ru_maxrss) / 1024)
+    }
+
+    /// A RAVDESS clip from the shared corpus (tests read it in place; it is not copied into the project).
+    static func clip(_ name: String) -> String {
+        let actor = name.split(separator: "-").last!.prefix(2)
+        return shared.appendingPathComponent("Actor_\(actor)/\(name).flac").path
+    }
+
+    /// Runs sox (installed by setup.sh) to make a test input.
+    static func sox(_ arguments: [String]) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/sox")
+        p.arguments = arguments
+        try p.run()
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, "sox \(arguments)")
+    }
+}
+
+/// A fresh folder per test, removed afterwards.
+func temporaryDirectory(_ test: XCTestCase) throws -> URL {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("emotion-monitor-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    test.addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+    return dir
+}
+
+/// Writes a 32-bit float WAV (format 3), which sox cannot be asked to fill with NaN.
+func writeFloatWav(_ url: URL, samples: [Float], rate: Int, channels: Int = 1) throws {
+    var d = Data()
+    func u32(_ v: Int) { withUnsafeBytes(of: UInt32(v).littleEndian) { d.append(contentsOf: $0) } }
+    func u16(_ v: Int) { withUnsafeBytes(of: UInt16(v).littleEndian) { d.append(contentsOf: $0) } }
+    d.append(contentsOf: Array("RIFF".utf8)); u32(36 + samples.count * 4); d.append(contentsOf: Array("WAVEfmt ".utf8))
+    u32(16); u16(3); u16(channels); u32(rate); u32(rate * channels * 4); u16(channels * 4); u16(32)
+    d.append(contentsOf: Array("data".utf8)); u32(samples.count * 4)
+    for s in samples { withUnsafeBytes(of: s.bitPattern.littleEndian) { d.append(contentsOf: $0) } }
+    try d.write(to: url)
+}
+
+func json(_ line: String, file: StaticString = #filePath, line l: UInt = #line) -> [String: Any] {
+    guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+        XCTFail("not a JSON object: \(line)", file: file, line: l)
+        return [:]
+    }
+    return object
+}
