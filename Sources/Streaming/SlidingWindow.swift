@@ -1,0 +1,96 @@
+import Features
+import Foundation
+import Model
+
+/// One live analysis step: the window that ended at `end` seconds into the stream.
+/// Threading: a value type, freely shared.
+public struct LiveEvent: Sendable {
+    /// Stream time of the window's end, in seconds (the offset logged).
+    public var end: Double
+    public var start: Double
+    public var voice: Bool
+    /// Level of the newest hop, dBFS (for the meter).
+    public var levelDbfs: Double
+    /// The CNN's output for this window alone (nil when it carries no voice).
+    public var window: Prediction?
+    /// Moving average of recent voiced windows and the label shown (with hysteresis).
+    public var smoothed: [Float]?
+    public var label: Int?
+}
+
+/// The live analysis: a sliding window over a stream, one event per hop. Only the feature frames
+/// each hop adds are computed; windows without voice are reported and not classified. Its windows
+/// are exactly those of `ClipAnalyzer`'s segments, so `listen` and `analyze --segments` agree.
+/// Threading: not thread-safe; owned by the analyzer queue.
+public final class SlidingWindow {
+    public let classifier: EmotionClassifier
+    public let windows: WindowSettings
+    public let speech: SpeechActivity
+    private let stream: FeatureStream
+    private var smoother: Smoother
+    private var nextEnd: Int
+    private var frames: [Float] = []
+    private let windowSamples: Int, hopSamples: Int
+
+    public init(classifier: EmotionClassifier, windows: WindowSettings, speech: SpeechActivity,
+                smoothing: SmoothingSettings, inputRate: Int) throws {
+        self.classifier = classifier
+        self.windows = windows
+        self.speech = speech
+        let card = classifier.card
+        stream = try FeatureStream(parameters: card.features, inputRate: inputRate)
+        smoother = Smoother(settings: smoothing)
+        windowSamples = Int(card.windowSeconds * Double(card.features.sampleRate))
+        hopSamples = Int(windows.hopSeconds * Double(card.features.sampleRate))
+        nextEnd = windowSamples
+    }
+
+    /// Seconds of 16 kHz audio received so far.
+    public var streamSeconds: Double { Double(stream.sampleCount) / Double(classifier.card.features.sampleRate) }
+
+    /// Feeds samples at the input rate; returns an event for every window they complete.
+    public func push(_ samples: ArraySlice<Float>) throws -> [LiveEvent] {
+        try stream.push(samples)
+        var events: [LiveEvent] = []
+        while stream.sampleCount >= nextEnd {
+            events.append(step(end: nextEnd))
+            nextEnd += hopSamples
+        }
+        stream.discard(before: nextEnd - windowSamples)
+        return events
+    }
+
+    /// Ends the stream; a stream shorter than one window still gets its one (padded) window.
+    public func finish() throws -> [LiveEvent] {
+        try stream.finish()
+        var events = try push([])
+        if nextEnd == windowSamples && stream.sampleCount > 0 {
+            events.append(step(end: windowSamples))
+            nextEnd += hopSamples
+        }
+        return events
+    }
+
+    private func step(end: Int) -> LiveEvent {
+        let rate = Double(classifier.card.features.sampleRate)
+        let energies = stream.energies(in: (end - windowSamples)..<end)
+        let voice = speech.hasVoice(energies)
+        let recent = energies.suffix(hopSamples / EnergyMeter.frameLength)
+        let power = recent.isEmpty ? 0 : Double(recent.reduce(0, +)) / Double(recent.count)
+        var event = LiveEvent(end: Double(end) / rate, start: Double(end - windowSamples) / rate, voice: voice,
+                              levelDbfs: max(-120, 10 * log10(power + 1e-12)))
+        guard voice else {
+            smoother.silence()
+            return event
+        }
+        frames.removeAll(keepingCapacity: true)
+        let hop = classifier.card.features.hopLength
+        stream.appendWindow(startFrame: (end - windowSamples) / hop, count: classifier.card.windowFrames, to: &frames)
+        let prediction = frames.withUnsafeBufferPointer { classifier.predict(frames: $0, count: 1)[0] }
+        let (smoothed, label) = smoother.add(prediction.emotion)
+        event.window = prediction
+        event.smoothed = smoothed
+        event.label = label
+        return event
+    }
+}

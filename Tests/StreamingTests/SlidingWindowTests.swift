@@ -1,0 +1,92 @@
+import Features
+import Foundation
+import Model
+import Streaming
+import XCTest
+
+final class SlidingWindowTests: XCTestCase {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
+    static let weights = try! ModelWeights(cardURL: root.appendingPathComponent("Models/emotion-cnn.json"))
+    static let clip = root.appendingPathComponent("../shared/data/ravdess/Actor_01/03-01-05-02-01-01-01.flac").standardized.path
+
+    func analyzer() -> ClipAnalyzer {
+        ClipAnalyzer(classifier: EmotionClassifier(weights: Self.weights), windows: WindowSettings(), speech: SpeechActivity())
+    }
+
+    func live(_ path: String, chunk: (Int) -> Int) throws -> [LiveEvent] {
+        let file = try AudioFile(path: path)
+        let window = try SlidingWindow(classifier: EmotionClassifier(weights: Self.weights), windows: WindowSettings(),
+                                       speech: SpeechActivity(), smoothing: SmoothingSettings(), inputRate: file.sampleRate)
+        var events: [LiveEvent] = [], block: [Float] = [], i = 0
+        while true {
+            block.removeAll()
+            guard try file.read(maxFrames: chunk(i), into: &block) > 0 else { break }
+            events += try window.push(block[...])
+            i += 1
+        }
+        return events + (try window.finish())
+    }
+
+    /// The same audio through `listen`'s sliding window and `analyze --segments` gives the same windows.
+    func testLiveWindowsEqualAnalyzeSegments() throws {
+        let segments = try analyzer().analyze(path: Self.clip, segments: true).segments!
+        let events = try live(Self.clip) { [160, 1, 4_321, 999, 8_000][$0 % 5] }
+        XCTAssertEqual(events.map(\.end), segments.map(\.end))
+        XCTAssertEqual(events.map(\.voice), segments.map(\.voice))
+        for (e, s) in zip(events, segments) {
+            let (a, b) = (e.window!.emotionLogits, s.prediction!.emotionLogits)
+            XCTAssertEqual(a.indices.max { a[$0] < a[$1] }, b.indices.max { b[$0] < b[$1] })
+            for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: 1e-4) }
+        }
+    }
+
+    func testResampledStreamsAgreeToo() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sw-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let wav = dir.appendingPathComponent("48k.wav").path
+        let sox = Process()
+        sox.executableURL = URL(fileURLWithPath: "/usr/bin/sox")
+        sox.arguments = [Self.clip, "-r", "48000", "-b", "24", wav]
+        try sox.run()
+        sox.waitUntilExit()
+        let segments = try analyzer().analyze(path: wav, segments: true).segments!
+        let events = try live(wav) { [960, 7, 48_000][$0 % 3] }
+        XCTAssertEqual(events.count, segments.count)
+        for (e, s) in zip(events, segments) {
+            for (x, y) in zip(e.window!.emotionLogits, s.prediction!.emotionLogits) { XCTAssertEqual(x, y, accuracy: 1e-3) }
+        }
+    }
+
+    func testSilenceIsReportedNotClassifiedAndShortStreamsGetOneWindow() throws {
+        let window = try SlidingWindow(classifier: EmotionClassifier(weights: Self.weights), windows: WindowSettings(),
+                                       speech: SpeechActivity(), smoothing: SmoothingSettings(), inputRate: 16_000)
+        var events = try window.push([Float](repeating: 0, count: 16_000 * 4)[...])
+        XCTAssertEqual(events.map(\.end), [3.0, 3.5, 4.0])
+        XCTAssertTrue(events.allSatisfy { !$0.voice && $0.window == nil && $0.label == nil })
+        XCTAssertEqual(events[0].levelDbfs, -120)
+
+        let short = try SlidingWindow(classifier: EmotionClassifier(weights: Self.weights), windows: WindowSettings(),
+                                      speech: SpeechActivity(), smoothing: SmoothingSettings(), inputRate: 16_000)
+        events = try short.push([Float](repeating: 0.1, count: 8_000)[...])
+        XCTAssertTrue(events.isEmpty)
+        events = try short.finish()
+        XCTAssertEqual(events.map(\.end), [3.0])
+    }
+
+    func testSmootherAveragesAndHoldsTheLabelWithinTheHysteresis() {
+        var settings = SmoothingSettings()
+        settings.windows = 2
+        settings.hysteresis = 0.1
+        var s = Smoother(settings: settings)
+        XCTAssertEqual(s.add([0.6, 0.4]).label, 0)
+        // Class 1 now leads the average by only 0.04: the label holds.
+        XCTAssertEqual(s.add([0.38, 0.62]).label, 0)
+        // Class 1 leads by 0.3: the label switches.
+        let (p, label) = s.add([0.27, 0.73])
+        XCTAssertEqual(label, 1)
+        XCTAssertEqual(p[1], (0.62 + 0.73) / 2, accuracy: 1e-6)
+        s.silence()
+        XCTAssertEqual(s.add([0.9, 0.1]).label, 0)
+    }
+}
