@@ -1,0 +1,112 @@
+import Foundation
+import Streaming
+
+/// Formats for live events.
+public enum EventFormat: String, CaseIterable, Sendable {
+    case jsonl, csv
+}
+
+/// Renders live events as log lines: wall-clock time, stream offset, label, confidence, voice flag,
+/// all probabilities and the health counters. Threading: a value type, freely shared.
+public struct EventRecord: Sendable {
+    public let labels: [String]
+    public let format: EventFormat
+
+    public init(labels: [String], format: EventFormat) {
+        self.labels = labels
+        self.format = format
+    }
+
+    public var csvHeader: String {
+        (["time", "offset", "label", "confidence", "voice"] + labels + ["window_label", "level_dbfs", "dropped", "overruns"])
+            .joined(separator: ",")
+    }
+
+    /// One line, without the newline.
+    public func line(_ e: LiveEvent, at time: Date, dropped: Int, overruns: Int) -> String {
+        let label = e.label.map { labels[$0] } ?? "silence"
+        var confidence: Double?
+        if let l = e.label, let p = e.smoothed, p.indices.contains(l) { confidence = Double(p[l]) }
+        let windowLabel = e.window.map { top($0.emotion, labels).0 }
+        let stamp = Self.timestamp(time)
+        switch format {
+        case .jsonl:
+            let probabilities: JSON = e.smoothed.map { p in .object(zip(labels, p).map { ($0.0, JSON.rounded(Double($0.1))) }) } ?? .null
+            let fields: [(String, JSON)] = [
+                ("time", .string(stamp)), ("offset", .rounded(e.end, places: 3)), ("label", .string(label)),
+                ("confidence", confidence.map { JSON.rounded($0) } ?? .null), ("voice", .bool(e.voice)),
+                ("probabilities", probabilities), ("window_label", windowLabel.map { JSON.string($0) } ?? .null),
+                ("level_dbfs", .rounded(e.levelDbfs, places: 1)),
+                ("dropped", .number(Double(dropped))), ("overruns", .number(Double(overruns))),
+            ]
+            return JSON.object(fields).text
+        case .csv:
+            let probabilities: [String] = e.smoothed.map { $0.map { String(format: "%.4f", $0) } } ?? Array(repeating: "", count: labels.count)
+            let head: [String] = [stamp, String(format: "%.3f", e.end), label, confidence.map { String(format: "%.4f", $0) } ?? "",
+                                  e.voice ? "true" : "false"]
+            let tail: [String] = [windowLabel ?? "", String(format: "%.1f", e.levelDbfs), String(dropped), String(overruns)]
+            return (head + probabilities + tail).joined(separator: ",")
+        }
+    }
+
+    /// ISO 8601 with milliseconds and the local offset: sortable, and unambiguous across DST.
+    static func timestamp(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        formatter.timeZone = .current
+        return formatter.string(from: date)
+    }
+}
+
+/// An append-only log file, one complete line per write(2) and flushed per line, so a kill at any
+/// moment leaves only complete lines. `reopen()` (on SIGHUP) follows logrotate's rename.
+/// Threading: not thread-safe; used from the analyzer queue only.
+public final class EventLog {
+    public let path: String
+    private var fd: Int32
+    private let header: String?
+
+    /// Opens (creating or appending to) `path`; `header` is written when the file is new or empty.
+    public init(path: String, header: String?) throws {
+        self.path = path
+        self.header = header
+        fd = -1
+        try open()
+    }
+
+    deinit { if fd >= 0 { close(fd) } }
+
+    private func open() throws {
+        let fd = Foundation.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw LogError(path: path, reason: String(cString: strerror(errno))) }
+        self.fd = fd
+        var info = stat()
+        if let header, fstat(fd, &info) == 0, info.st_size == 0 { try write(header) }
+    }
+
+    /// Appends `line` and a newline in one system call.
+    public func write(_ line: String) throws {
+        var bytes = Array((line + "\n").utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { Foundation.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw LogError(path: path, reason: String(cString: strerror(errno))) }
+            offset += n
+        }
+        _ = bytes
+    }
+
+    /// Closes and reopens the path: after logrotate moves the file, new lines go to a new one.
+    public func reopen() throws {
+        close(fd)
+        fd = -1
+        try open()
+    }
+}
+
+public struct LogError: Error, CustomStringConvertible {
+    public let path: String
+    public let reason: String
+    public var description: String { "\(path): cannot write log (\(reason))" }
+}

@@ -1,0 +1,89 @@
+import Foundation
+import Streaming
+
+/// The live display: one terminal line redrawn in place with the input level, speech or silence,
+/// the current emotion, bars for the top classes and the health counters. Parts are dropped from
+/// the right when the terminal is narrow; colour only when allowed.
+/// Threading: not thread-safe; drawn from the analyzer queue only.
+public final class StatusLine {
+    public let labels: [String]
+    public let colour: Bool
+    private let fd: Int32
+    private var started = false
+
+    /// `colour` should be false when NO_COLOR is set or the output is not a terminal.
+    public init(labels: [String], fd: Int32 = STDOUT_FILENO, colour: Bool) {
+        self.labels = labels
+        self.fd = fd
+        self.colour = colour
+    }
+
+    /// Colour unless NO_COLOR is set (https://no-color.org) or `fd` is not a terminal.
+    public static func colourAllowed(fd: Int32 = STDOUT_FILENO) -> Bool {
+        isatty(fd) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"].map(\.isEmpty) ?? true
+    }
+
+    /// The terminal's width now (it may have been resized), 80 when unknown.
+    public var width: Int {
+        var size = winsize()
+        return ioctl(fd, UInt(TIOCGWINSZ), &size) == 0 && size.ws_col > 0 ? Int(size.ws_col) : 80
+    }
+
+    public func draw(_ event: LiveEvent, dropped: Int, overruns: Int, note: String? = nil) {
+        if !started {
+            emit("\u{1B}[?25l")  // hide the cursor while the line is live
+            started = true
+        }
+        emit("\r" + render(event, width: width, dropped: dropped, overruns: overruns, note: note) + "\u{1B}[K")
+    }
+
+    /// Clears the line and restores the cursor; call on exit.
+    public func finish() {
+        guard started else { return }
+        emit("\r\u{1B}[K\u{1B}[?25h")
+        started = false
+    }
+
+    /// The line for `event`, at most `width - 1` visible characters (the last column stays free so
+    /// terminals never wrap).
+    public func render(_ e: LiveEvent, width: Int, dropped: Int, overruns: Int, note: String? = nil) -> String {
+        let level = min(max((e.levelDbfs + 60) / 60, 0), 1)
+        let cells = Int((level * 10).rounded())
+        let meter = paint(String(repeating: "█", count: cells), level > 0.9 ? 31 : level > 0.7 ? 33 : 32)
+            + String(repeating: "·", count: 10 - cells)
+        let db = String(format: "%4.0f dB", e.levelDbfs)
+        var parts: [(text: String, visible: Int)] = [("▕" + meter + "▏" + db, 12 + db.count)]
+        if let label = e.label, let p = e.smoothed {
+            let name = labels[label].uppercased() + " \(percent(p[label]))"
+            parts.append((paint(name, 1), name.count))
+            let ranked = p.indices.sorted { p[$0] > p[$1] }.prefix(3)
+            for i in ranked {
+                let bar = labels[i] + " " + String(repeating: "█", count: max(1, Int((p[i] * 8).rounded())))
+                parts.append((bar, bar.count))
+            }
+        } else {
+            parts.append((e.voice ? "speech" : paint("silence", 2), e.voice ? 6 : 7))
+        }
+        if let note { parts.append((note, note.count)) }
+        let counters = "drop \(dropped) xrun \(overruns)"
+        parts.append((dropped + overruns > 0 ? paint(counters, 33) : counters, counters.count))
+
+        var line = "", used = 0
+        for part in parts {
+            let needed = (used == 0 ? 0 : 2) + part.visible
+            guard used + needed <= width - 1 else { break }
+            line += (used == 0 ? "" : "  ") + part.text
+            used += needed
+        }
+        return line
+    }
+
+    private func paint(_ text: String, _ code: Int) -> String {
+        colour ? "\u{1B}[\(code)m" + text + "\u{1B}[0m" : text
+    }
+
+    private func emit(_ text: String) {
+        let bytes = Array(text.utf8)
+        bytes.withUnsafeBytes { _ = write(fd, $0.baseAddress, $0.count) }
+    }
+}
