@@ -63,17 +63,23 @@ public final class MelSpectrogram {
     public func reset() { pending.removeAll(keepingCapacity: true) }
 
     private func appendFrame(_ samples: UnsafePointer<Float>, to frames: inout [Float]) {
-        for i in 0..<parameters.windowLength { fftInput[i] = samples[i] * window[i] }
-        fftwf_execute(plan)
-        for k in 0..<power.count {
-            let (re, im) = fftOutput[k]
-            power[k] = re * re + im * im
+        window.withUnsafeBufferPointer { w in
+            for i in 0..<parameters.windowLength { fftInput[i] = samples[i] * w[i] }
         }
+        fftwf_execute(plan)
         let floor = Float(parameters.logFloor)
-        for filter in filters {
-            var sum: Float = 0
-            for (j, w) in filter.weights.enumerated() { sum += w * power[filter.first + j] }
-            frames.append(log(sum + floor))
+        power.withUnsafeMutableBufferPointer { power in
+            for k in 0..<power.count {
+                let (re, im) = fftOutput[k]
+                power[k] = re * re + im * im
+            }
+            for filter in filters {
+                var sum: Float = 0
+                filter.weights.withUnsafeBufferPointer { w in
+                    for j in 0..<w.count { sum += w[j] * power[filter.first + j] }
+                }
+                frames.append(log(sum + floor))
+            }
         }
     }
 }

@@ -153,21 +153,27 @@ public final class EmotionClassifier {
     private func convolve(_ conv: ModelWeights.Conv, batch: Int, height: Int, width: Int) {
         let plane = height * width, n = batch * plane, k = conv.inChannels * 9
         if columns.count < k * n { columns = [Float](repeating: 0, count: k * n) }
-        activations.withUnsafeBufferPointer { input in
-            columns.withUnsafeMutableBufferPointer { cols in
+        activations.withUnsafeBufferPointer { inputBuffer in
+            columns.withUnsafeMutableBufferPointer { colsBuffer in
+                let input = inputBuffer.baseAddress!, cols = colsBuffer.baseAddress!
                 for c in 0..<conv.inChannels {
                     for dy in -1...1 {
                         for dx in -1...1 {
-                            let row = (c * 9 + (dy + 1) * 3 + (dx + 1)) * n
+                            // Row (c, dy, dx) of the column matrix is every plane shifted by (dy, dx), zero outside.
+                            let row = cols + (c * 9 + (dy + 1) * 3 + (dx + 1)) * n
+                            let copy = width - abs(dx)
                             for b in 0..<batch {
-                                let src = (c * batch + b) * plane, dst = row + b * plane
+                                let src = input + (c * batch + b) * plane, dst = row + b * plane
                                 for y in 0..<height {
+                                    let out = dst + y * width
                                     let sy = y + dy
-                                    for x in 0..<width {
-                                        let sx = x + dx
-                                        cols[dst + y * width + x] = (sy >= 0 && sy < height && sx >= 0 && sx < width)
-                                            ? input[src + sy * width + sx] : 0
+                                    guard sy >= 0 && sy < height else {
+                                        out.update(repeating: 0, count: width)
+                                        continue
                                     }
+                                    out.advanced(by: max(0, -dx)).update(from: src + sy * width + max(0, dx), count: copy)
+                                    if dx == -1 { out[0] = 0 }
+                                    if dx == 1 { out[width - 1] = 0 }
                                 }
                             }
                         }
@@ -184,9 +190,11 @@ public final class EmotionClassifier {
                 }
             }
         }
-        for o in 0..<conv.outChannels {
-            let bias = conv.bias[o]
-            for i in (o * n)..<((o + 1) * n) { output[i] = max(0, output[i] + bias) }
+        output.withUnsafeMutableBufferPointer { out in
+            for o in 0..<conv.outChannels {
+                let bias = conv.bias[o]
+                for i in (o * n)..<((o + 1) * n) { out[i] = max(0, out[i] + bias) }
+            }
         }
         swap(&activations, &output)
     }
