@@ -2,6 +2,7 @@ import ArgumentParser
 import Features
 import Foundation
 import Model
+import Output
 import Streaming
 
 /// Every default of the program, read from config.json; flags override single values.
@@ -11,6 +12,18 @@ struct Configuration: Codable {
     var model: String
     var windows: WindowSettings
     var speech: SpeechActivity
+    var smoothing: SmoothingSettings
+    var listen: ListenSettings
+
+    struct ListenSettings: Codable {
+        /// ALSA PCM name.
+        var device: String
+        /// Asked of the device; it may give its nearest rate, which is resampled to 16 kHz.
+        var sampleRate: Int
+        /// Ring buffer between capture and analyzer: how far the analyzer may fall behind before samples drop.
+        var ringSeconds: Double
+        var logFormat: EventFormat
+    }
 
     /// A one-line reason the values cannot work, or nil.
     var problem: String? {
@@ -20,6 +33,11 @@ struct Configuration: Codable {
         if !(speech.minimumVoicedSeconds >= 0 && speech.minimumVoicedSeconds <= 60) { return "speech.minimumVoicedSeconds must be 0...60, got \(speech.minimumVoicedSeconds)" }
         if !(speech.regionRangeDb > 0 && speech.regionRangeDb <= 120) { return "speech.regionRangeDb must be in (0, 120], got \(speech.regionRangeDb)" }
         if !(speech.regionPadSeconds >= 0 && speech.regionPadSeconds <= 5) { return "speech.regionPadSeconds must be 0...5, got \(speech.regionPadSeconds)" }
+        if !(1...100).contains(smoothing.windows) { return "smoothing.windows must be 1...100, got \(smoothing.windows)" }
+        if !(smoothing.hysteresis >= 0 && smoothing.hysteresis <= 1) { return "smoothing.hysteresis must be 0...1, got \(smoothing.hysteresis)" }
+        if listen.device.isEmpty { return "listen.device must not be empty" }
+        if !(8_000...192_000).contains(listen.sampleRate) { return "listen.sampleRate must be 8000...192000, got \(listen.sampleRate)" }
+        if !(listen.ringSeconds >= 2 && listen.ringSeconds <= 60) { return "listen.ringSeconds must be 2...60, got \(listen.ringSeconds)" }
         return nil
     }
 }

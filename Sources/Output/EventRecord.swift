@@ -2,7 +2,7 @@ import Foundation
 import Streaming
 
 /// Formats for live events.
-public enum EventFormat: String, CaseIterable, Sendable {
+public enum EventFormat: String, CaseIterable, Codable, Sendable {
     case jsonl, csv
 }
 
