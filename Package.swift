@@ -20,7 +20,9 @@ let package = Package(
         .target(name: "CALSAErrors", dependencies: ["CALSA"]),
 
         .target(name: "RingBuffer", dependencies: [.product(name: "Atomics", package: "swift-atomics")]),
-        .target(name: "Capture", dependencies: ["CALSA", "CALSAErrors", "RingBuffer"]),
+        .target(name: "Capture", dependencies: [
+            "CALSA", "CALSAErrors", "RingBuffer", .product(name: "Atomics", package: "swift-atomics"),
+        ]),
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "RingBuffer"]),
     ],
     swiftLanguageModes: [.v5]

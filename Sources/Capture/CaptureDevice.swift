@@ -19,10 +19,11 @@ public final class CaptureDevice {
     /// Frames the device buffers before it overruns (at least four periods where the device allows).
     public let bufferFrames: Int
 
-    /// The PCM handle, nil once closed.
+    /// The PCM handle, nil once closed. Internal so that `CaptureThread` can read from it directly.
     private(set) var handle: OpaquePointer?
+    private let request: Request
 
-    /// How to find and configure the device.
+    /// How to find and configure the device again, so that a lost device can be reopened as it was.
     struct Request {
         /// The configuration text the name is resolved in, or nil for the system's ALSA configuration.
         var configText: String?
@@ -70,6 +71,7 @@ public final class CaptureDevice {
             throw error
         }
         self.name = name
+        self.request = request
         handle = pcm
     }
 
@@ -83,6 +85,11 @@ public final class CaptureDevice {
             snd_pcm_close(pcm)
             handle = nil
         }
+    }
+
+    /// Opens the same device again with the same request, after it was lost.
+    func reopened() throws -> CaptureDevice {
+        try CaptureDevice(name: name, request: request)
     }
 
     private static func open(name: String, configText: String?) throws -> OpaquePointer {

@@ -1,4 +1,5 @@
 import CALSA
+import Glibc
 
 /// Why capture could not start or stopped. Each description is one line meant for the user.
 ///
@@ -30,6 +31,14 @@ public enum CaptureError: Error, Equatable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// Classifies a fatal error code returned by a read (or by the recovery after it).
+    static func fromRead(device: String, code: Int) -> CaptureError {
+        let reason = alsaMessage(code)
+        switch -code {
+        case Int(ENODEV), Int(EBADFD), Int(ENXIO): return .deviceLost(device: device, reason: reason)
+        default: return .readFailed(device: device, reason: reason)
+        }
+    }
 }
 
 /// ALSA's text for a negative error code (it covers both errno values and ALSA's own codes).
