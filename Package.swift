@@ -25,7 +25,9 @@ let package = Package(
         .target(name: "CALSAErrors", dependencies: ["CALSA"]),
 
         .target(name: "RingBuffer", dependencies: [.product(name: "Atomics", package: "swift-atomics")]),
-        .target(name: "Capture", dependencies: ["CALSA", "CALSAErrors", "RingBuffer"]),
+        .target(name: "Capture", dependencies: [
+            "CALSA", "CALSAErrors", "RingBuffer", .product(name: "Atomics", package: "swift-atomics"),
+        ]),
         .target(name: "Features", dependencies: ["CFFTW", "CSndFile", "CSoxr"]),
         .target(name: "Model", dependencies: ["COpenBLAS", "Features"]),
         .target(name: "Streaming", dependencies: ["Features", "Model", "RingBuffer", "Capture"]),
@@ -38,6 +40,7 @@ let package = Package(
 
         .testTarget(name: "FeaturesTests", dependencies: ["Features", "Model"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ModelTests", dependencies: ["Model"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "CaptureTests", dependencies: ["Capture", "RingBuffer"]),
         .testTarget(name: "StreamingTests", dependencies: ["Streaming"]),
         .testTarget(name: "CLITests", dependencies: ["CLI"]),
     ],
