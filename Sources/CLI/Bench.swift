@@ -13,6 +13,12 @@ struct Bench: ParsableCommand {
     @Option(help: "Use at most this many files.")
     var limit: Int = 1200
 
+    @Flag(help: "Benchmark the live pipeline instead: replay the files in real time as `listen --replay` does.")
+    var live = false
+
+    @Option(help: "With --live: seconds of real-time replay.")
+    var seconds: Double = 60
+
     @OptionGroup var common: CommonOptions
 
     func run() throws {
@@ -21,6 +27,7 @@ struct Bench: ParsableCommand {
             .deletingLastPathComponent().appendingPathComponent("../../../../shared/data/ravdess").standardized.path
         let files = Array(audioFiles(in: folder).prefix(limit))
         guard !files.isEmpty else { throw Failure("\(folder): no audio files to benchmark (pass a folder)") }
+        if live { return try LiveBenchmark(config: config, weights: weights).run(paths: files, seconds: seconds) }
 
         // Warm up (page in the model, plan the FFT) before timing.
         let analyzer = ClipAnalyzer(classifier: EmotionClassifier(weights: weights), windows: config.windows, speech: config.speech)

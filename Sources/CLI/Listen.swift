@@ -1,0 +1,83 @@
+import ArgumentParser
+import Capture
+import Dispatch
+import Foundation
+import Logging
+import Model
+import Output
+import RingBuffer
+import Streaming
+
+struct Listen: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Monitor a microphone (or replay a recording) live: status line, emotion log, or headless kiosk mode.",
+        discussion: """
+        Interactive on a terminal: one status line, redrawn every hop. --headless: events as JSON lines on \
+        stdout (or only to --log), diagnostics on stderr, SIGINT/SIGTERM drain and exit 0, SIGHUP reopens \
+        the log, and a lost capture device is reopened with backoff.
+        """)
+
+    @Option(help: "ALSA capture device (default: config listen.device). See 'emotion-monitor devices'.")
+    var device: String?
+
+    @Option(parsing: .upToNextOption, help: "Stream these recordings (back to back) through the live pipeline instead of a microphone.")
+    var replay: [String] = []
+
+    @Flag(help: "With --replay: as fast as the analyzer goes instead of real time.")
+    var fast = false
+
+    @Option(help: "Stop after this many seconds of audio.")
+    var duration: Double?
+
+    @Option(help: "Append one line per event to this file (flushed per line).")
+    var log: String?
+
+    @Option(name: .customLong("log-format"), help: "Event log format: jsonl or csv (default: config listen.logFormat).")
+    var logFormat: EventFormat?
+
+    @Flag(help: "Kiosk mode: no status line, JSON events, diagnostics on stderr, device loss survived.")
+    var headless = false
+
+    @Option(help: "Voiced windows averaged for the shown label (config smoothing.windows).")
+    var smoothing: Int?
+
+    @Option(help: "Probability lead needed to switch the shown label (config smoothing.hysteresis).")
+    var hysteresis: Double?
+
+    @OptionGroup var common: CommonOptions
+
+    func validate() throws {
+        if fast && replay.isEmpty { throw ValidationError("--fast needs --replay") }
+        if let duration, !(duration > 0) { throw ValidationError("--duration must be positive") }
+        if !replay.isEmpty && device != nil { throw ValidationError("use either --device or --replay") }
+    }
+
+    func run() throws {
+        var (config, weights) = try common.loadAnalysis()
+        if let smoothing { config.smoothing.windows = smoothing }
+        if let hysteresis { config.smoothing.hysteresis = hysteresis }
+        if let problem = config.problem { throw Failure(problem) }
+        var logger = Logger(label: "emotion-monitor")
+        logger.logLevel = headless ? .info : .warning
+
+        let session = try LiveSession(config: config, weights: weights, device: device ?? config.listen.device,
+                                      replay: replay, fast: fast, duration: duration, headless: headless,
+                                      logPath: log, logFormat: logFormat ?? config.listen.logFormat, logger: logger)
+        if let failure = session.run() { throw Failure(failure) }
+    }
+}
+
+struct Devices: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List ALSA capture devices (the default is marked *).")
+
+    func run() throws {
+        let devices = CaptureDevice.listCaptureDevices()
+        guard !devices.isEmpty else { throw Failure("no ALSA capture devices found") }
+        for d in devices {
+            let summary = d.description.split(separator: "\n").joined(separator: " — ")
+            print((d.isDefault ? "* " : "  ") + d.name + (summary.isEmpty ? "" : "    " + summary))
+        }
+    }
+}
+
+extension EventFormat: ExpressibleByArgument {}

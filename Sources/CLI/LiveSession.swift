@@ -1,0 +1,129 @@
+import Capture
+import Dispatch
+import Foundation
+import Logging
+import Model
+import Output
+import RingBuffer
+import Streaming
+
+/// One run of `listen`: wires source, ring, analyzer and sinks, handles signals, and returns when
+/// the stream ends or a signal stops it.
+/// Threading: built and run on the main thread; everything after `run()` starts happens on `queue`.
+final class LiveSession {
+    private let queue = DispatchQueue(label: "emotion-monitor.analyzer", qos: .userInteractive)
+    private let monitor: LiveMonitor
+    private let status: StatusLine?
+    private let record: EventRecord?
+    private var eventLog: EventLog?
+    private let printEvents: Bool
+    private let logger: Logger
+    private let done = DispatchSemaphore(value: 0)
+    private var failure: String?
+    private var signals: [DispatchSourceSignal] = []
+    private var health: DispatchSourceTimer?
+    private var lastHealth = (dropped: 0, overruns: 0, reopens: 0, reconnecting: false)
+    let labels: [String]
+
+    init(config: Configuration, weights: ModelWeights, device: String, replay: [String], fast: Bool, duration: Double?,
+         headless: Bool, logPath: String?, logFormat: EventFormat, logger: Logger) throws {
+        self.logger = logger
+        labels = weights.card.labels
+        let source: AudioSource
+        let ring: SampleRing
+        if !replay.isEmpty {
+            let replaySource = try ReplaySource(paths: replay, ringSeconds: config.listen.ringSeconds, realTime: !fast)
+            (source, ring) = (replaySource, replaySource.ring)
+        } else {
+            let capture = try CaptureDevice(name: device, preferredSampleRate: config.listen.sampleRate)
+            ring = SampleRing(capacity: Int(config.listen.ringSeconds * Double(capture.format.sampleRate)))
+            source = CaptureThread(device: capture, ring: ring, reopen: headless)
+            logger.info("capturing", metadata: ["device": "\(device)", "format": "\(capture.format)"])
+        }
+        let window = try SlidingWindow(classifier: EmotionClassifier(weights: weights), windows: config.windows,
+                                       speech: config.speech, smoothing: config.smoothing, inputRate: source.sampleRate)
+        let interactive = !headless && isatty(STDOUT_FILENO) == 1
+        status = interactive ? StatusLine(labels: labels, colour: StatusLine.colourAllowed()) : nil
+        // Kiosk: events on stdout unless they go to a log. Piped without --headless: events on stdout.
+        printEvents = headless ? logPath == nil : !interactive
+        record = EventRecord(labels: labels, format: logFormat)
+        if let logPath {
+            eventLog = try EventLog(path: logPath, header: logFormat == .csv ? record!.csvHeader : nil)
+        }
+        var deliver: ((LiveEvent) -> Void)?
+        var end: ((String?) -> Void)?
+        monitor = LiveMonitor(source: source, ring: ring, window: window, queue: queue, stopAfterSeconds: duration,
+                              onEvent: { deliver?($0) }, onEnd: { end?($0) })
+        deliver = { [unowned self] in self.handle($0) }
+        end = { [unowned self] in self.finish($0) }
+    }
+
+    /// Runs until the stream ends or SIGINT/SIGTERM; returns the reason if it ended on an error.
+    func run() -> String? {
+        for (number, action) in [(SIGINT, stop), (SIGTERM, stop), (SIGHUP, reopenLog)] as [(Int32, () -> Void)] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+            source.setEventHandler(handler: action)
+            source.resume()
+            signals.append(source)
+        }
+        let health = DispatchSource.makeTimerSource(queue: queue)
+        health.schedule(deadline: .now() + 1, repeating: 1)
+        health.setEventHandler { [unowned self] in reportHealth() }
+        health.resume()
+        self.health = health
+        monitor.start()
+        done.wait()
+        return failure
+    }
+
+    private func stop() {
+        logger.info("stopping: draining the ring")
+        monitor.stop()
+    }
+
+    private func reopenLog() {
+        guard let eventLog else { return }
+        do {
+            try eventLog.reopen()
+            logger.info("log reopened", metadata: ["path": "\(eventLog.path)"])
+        } catch {
+            logger.error("\(error)")
+        }
+    }
+
+    private var overruns: Int { monitor.source.overruns }
+
+    private func handle(_ event: LiveEvent) {
+        let dropped = monitor.droppedSamples
+        status?.draw(event, dropped: dropped, overruns: overruns)
+        guard let record, printEvents || eventLog != nil else { return }
+        let line = record.line(event, at: Date(), dropped: dropped, overruns: overruns)
+        if printEvents {
+            print(line)
+            fflush(stdout)
+        }
+        do { try eventLog?.write(line) } catch {
+            logger.error("\(error)")
+        }
+    }
+
+    /// Logs what changed in the capture's health: drops, overruns, device loss and reopen.
+    private func reportHealth() {
+        let capture = monitor.source as? CaptureThread
+        let now = (dropped: monitor.droppedSamples, overruns: overruns, reopens: capture?.reopens ?? 0,
+                   reconnecting: capture?.isReconnecting ?? false)
+        if now.dropped > lastHealth.dropped { logger.warning("analyzer fell behind", metadata: ["dropped_samples": "\(now.dropped)"]) }
+        if now.overruns > lastHealth.overruns { logger.warning("capture overrun", metadata: ["overruns": "\(now.overruns)"]) }
+        if now.reconnecting && !lastHealth.reconnecting { logger.error("capture device lost; reopening with backoff") }
+        if now.reopens > lastHealth.reopens { logger.notice("capture device reopened", metadata: ["reopens": "\(now.reopens)"]) }
+        lastHealth = now
+    }
+
+    private func finish(_ failure: String?) {
+        status?.finish()
+        health?.cancel()
+        self.failure = failure
+        done.signal()
+    }
+}

@@ -1,0 +1,104 @@
+import Dispatch
+import Foundation
+import RingBuffer
+
+/// The live pipeline's consumer half: a timer on a serial Dispatch queue drains the ring, feeds the
+/// sliding window and hands each event on; the source (capture thread or replay) fills the ring on
+/// its own thread and never waits for this side.
+/// Threading: `start` and `stop` from any thread; `onEvent` and `onEnd` run on `queue`.
+public final class LiveMonitor: @unchecked Sendable {
+    public let source: AudioSource
+    public let ring: SampleRing
+    private let window: SlidingWindow
+    private let queue: DispatchQueue
+    private let stopAfterSeconds: Double?
+    private let onEvent: (LiveEvent) -> Void
+    private let onEnd: (String?) -> Void
+    private var timer: DispatchSourceTimer?
+    private var buffer: [Float]
+    private var ended = false
+    private var pushed = 0
+    private let recordLatencies: Bool
+    /// Seconds each hop's analysis took, when recording (for the benchmark; off in long runs, where
+    /// it would grow without bound). Queue-only state: read it after `onEnd`.
+    public private(set) var hopLatencies: [Double] = []
+
+    /// How often the ring is drained: a label appears at most this long after its hop's audio.
+    public static let tick = DispatchTimeInterval.milliseconds(20)
+
+    public init(source: AudioSource, ring: SampleRing, window: SlidingWindow, queue: DispatchQueue,
+                stopAfterSeconds: Double? = nil, recordLatencies: Bool = false, onEvent: @escaping (LiveEvent) -> Void, onEnd: @escaping (String?) -> Void) {
+        self.source = source
+        self.ring = ring
+        self.window = window
+        self.queue = queue
+        self.stopAfterSeconds = stopAfterSeconds
+        self.recordLatencies = recordLatencies
+        self.onEvent = onEvent
+        self.onEnd = onEnd
+        buffer = [Float](repeating: 0, count: ring.capacity)
+    }
+
+    /// Samples the ring had to drop because the analyzer fell behind.
+    public var droppedSamples: Int { ring.droppedSamples }
+
+    public func start() {
+        source.start()
+        let timer = DispatchSource.makeTimerSource(queue: queue)
+        timer.schedule(deadline: .now() + Self.tick, repeating: Self.tick, leeway: .milliseconds(5))
+        timer.setEventHandler { [weak self] in self?.drain() }
+        self.timer = timer
+        timer.resume()
+    }
+
+    /// Stops the source, analyses what it already captured, then calls `onEnd(nil)`.
+    public func stop() {
+        source.stop()
+        queue.async { [self] in
+            source.waitUntilStopped()
+            drain()
+        }
+    }
+
+    private func drain() {
+        guard !ended else { return }
+        let running = source.isRunning  // read before draining: once false, the ring holds everything
+        do {
+            while true {
+                let n = buffer.withUnsafeMutableBufferPointer { ring.read(into: $0) }
+                guard n > 0 else { break }
+                let take = min(n, samplesLeft)
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                let events = try window.push(buffer[0..<take])
+                let elapsed = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                pushed += take
+                for e in events {
+                    if recordLatencies { hopLatencies.append(elapsed / Double(events.count)) }
+                    onEvent(e)
+                }
+                if samplesLeft == 0 { break }
+            }
+            if !running || samplesLeft == 0 {
+                source.stop()
+                for e in try window.finish() { onEvent(e) }
+                return finish(running ? nil : source.failureDescription)
+            }
+        } catch {
+            source.stop()
+            finish("\(error)")
+        }
+    }
+
+    /// Source samples still wanted before `stopAfterSeconds` is reached.
+    private var samplesLeft: Int {
+        guard let stopAfterSeconds else { return .max }
+        return max(0, Int(stopAfterSeconds * Double(source.sampleRate)) - pushed)
+    }
+
+    private func finish(_ failure: String?) {
+        ended = true
+        timer?.cancel()
+        timer = nil
+        onEnd(failure)
+    }
+}

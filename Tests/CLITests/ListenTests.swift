@@ -1,0 +1,171 @@
+import Foundation
+import XCTest
+
+final class ListenTests: XCTestCase {
+    let angry = CLI.clip("03-01-05-02-01-01-01")
+
+    func testFastReplayGivesTheSameWindowLabelsAsAnalyzeSegments() throws {
+        let live = try CLI.run(["listen", "--replay", angry, "--fast", "--headless"])
+        XCTAssertEqual(live.status, 0, live.stderr)
+        let events = live.lines.map { json($0) }
+        let segments = json(try CLI.run(["analyze", "--format", "jsonl", "--segments", angry]).stdout)["segments"] as! [[String: Any]]
+        XCTAssertEqual(events.map { $0["offset"] as! Double }, segments.map { $0["end"] as! Double })
+        XCTAssertEqual(events.map { $0["window_label"] as? String ?? "silence" }, segments.map { $0["label"] as! String })
+        for e in events {
+            XCTAssertEqual(Set(e.keys), ["time", "offset", "label", "confidence", "voice", "probabilities", "window_label",
+                                         "level_dbfs", "dropped", "overruns"])
+            XCTAssertNotNil(ISO8601DateFormatter.withFractions.date(from: e["time"] as! String), "\(e["time"]!)")
+            XCTAssertEqual(e["dropped"] as? Int, 0, "fast replay waits for the analyzer instead of dropping")
+        }
+    }
+
+    func testHeadlessWithALogWritesOnlyToTheLogInCSV() throws {
+        let log = try temporaryDirectory(self).appendingPathComponent("events.csv")
+        let run = try CLI.run(["listen", "--replay", angry, "--fast", "--headless", "--log", log.path, "--log-format", "csv"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertEqual(run.stdout, "")
+        let lines = try String(contentsOf: log, encoding: .utf8).split(separator: "\n")
+        XCTAssertTrue(lines[0].hasPrefix("time,offset,label,confidence,voice,neutral,"))
+        XCTAssertEqual(lines.count, 4)
+        XCTAssertEqual(Set(lines.map { $0.split(separator: ",", omittingEmptySubsequences: false).count }).count, 1)
+        // A second run appends; the header is not repeated.
+        XCTAssertEqual(try CLI.run(["listen", "--replay", angry, "--fast", "--headless", "--log", log.path, "--log-format", "csv"]).status, 0)
+        let again = try String(contentsOf: log, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(again.count, 7)
+        XCTAssertEqual(again.filter { $0.hasPrefix("time,") }.count, 1)
+    }
+
+    func testSIGTERMDrainsAndLeavesACompleteLog() throws {
+        let dir = try temporaryDirectory(self)
+        let long = dir.appendingPathComponent("long.wav"), log = dir.appendingPathComponent("events.jsonl")
+        try CLI.sox([angry, angry, angry, angry, long.path])
+        let process = Process()
+        process.executableURL = CLI.binary
+        process.arguments = ["listen", "--replay", long.path, "--headless", "--log", log.path]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Real-time replay: the first event comes after 3 s of audio.
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, ((try? String(contentsOf: log, encoding: .utf8))?.split(separator: "\n").count ?? 0) < 2 {
+            usleep(100_000)
+        }
+        process.terminate()  // SIGTERM
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationReason, .exit)
+        XCTAssertEqual(process.terminationStatus, 0)
+        let text = try String(contentsOf: log, encoding: .utf8)
+        XCTAssertTrue(text.hasSuffix("\n"))
+        let lines = text.split(separator: "\n")
+        XCTAssertGreaterThanOrEqual(lines.count, 2)
+        for line in lines { XCTAssertNotNil(json(String(line))["label"]) }
+    }
+
+    func testUnknownDeviceIsAOneLineErrorNamingIt() throws {
+        let run = try CLI.run(["listen", "--device", "nosuchdevice", "--headless"])
+        XCTAssertNotEqual(run.status, 0)
+        let lines = run.stderr.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, run.stderr)
+        XCTAssertTrue(run.stderr.contains("nosuchdevice"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("emotion-monitor devices"), run.stderr)
+    }
+
+    /// The real ALSA capture path, against a PCM that plays a raw file, defined via ALSA_CONFIG_PATH.
+    /// Its null slave grants whatever is asked, and `listen` asks for 48 kHz mono float: the file is that.
+    func testListenCapturesFromAnALSADeviceByName() throws {
+        let dir = try temporaryDirectory(self)
+        let raw = dir.appendingPathComponent("speech.raw"), conf = dir.appendingPathComponent("asound.conf")
+        try CLI.sox([angry, "-t", "raw", "-e", "floating-point", "-b", "32", "-c", "1", "-r", "48000", raw.path])
+        try """
+        pcm.testcap {
+            type file
+            slave.pcm { type null }
+            file "/dev/null"
+            infile "\(raw.path)"
+            format "raw"
+        }
+        """.write(to: conf, atomically: true, encoding: .utf8)
+        let run = try CLI.run(["listen", "--device", "testcap", "--duration", "4", "--headless"],
+                              environment: ["ALSA_CONFIG_PATH": conf.path])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let events = run.lines.map { json($0) }
+        XCTAssertEqual(events.map { $0["offset"] as! Double }, [3.0, 3.5, 4.0])
+        XCTAssertEqual(events.first?["voice"] as? Bool, true)
+    }
+
+    func testStatusLineFitsAFixedWidthTerminalAndRestoresTheCursor() throws {
+        let output = try runInPseudoTerminal(["listen", "--replay", angry, "--fast"], columns: 60)
+        XCTAssertTrue(output.contains("\u{1B}[?25l"), "cursor hidden while live")
+        XCTAssertTrue(output.hasSuffix("\u{1B}[?25h"), "cursor restored on exit")
+        let frames = output.components(separatedBy: "\r").map(stripANSI).filter { !$0.isEmpty }
+        XCTAssertFalse(frames.isEmpty)
+        for frame in frames { XCTAssertLessThanOrEqual(frame.count, 59, frame) }
+        XCTAssertTrue(frames.contains { $0.contains("dB") && $0.contains("%") }, "\(frames)")
+        XCTAssertTrue(output.contains("\u{1B}[1m"), "colour on a terminal")
+
+        let plain = try runInPseudoTerminal(["listen", "--replay", angry, "--fast"], columns: 60, environment: ["NO_COLOR": "1"])
+        XCTAssertFalse(plain.contains("\u{1B}[1m"), "NO_COLOR turns colour off")
+    }
+
+    func testDurationStopsByItself() throws {
+        let run = try CLI.run(["listen", "--replay", angry, "--headless", "--duration", "1"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        // Less than one window of audio: one (padded) window, like analyze.
+        XCTAssertEqual(run.lines.count, 1)
+    }
+
+    func testDevicesListsSomethingOrSaysSo() throws {
+        let run = try CLI.run(["devices"])
+        // This machine has no sound card: ALSA lists only its "null" device.
+        XCTAssertTrue(run.status == 0 ? !run.stdout.isEmpty : run.stderr.contains("no ALSA capture devices"),
+                      run.stdout + run.stderr)
+    }
+
+    /// Runs the program with stdout and stderr on a pseudo-terminal of the given width.
+    private func runInPseudoTerminal(_ arguments: [String], columns: UInt16, environment: [String: String] = [:]) throws -> String {
+        var master: Int32 = 0, slave: Int32 = 0
+        var size = winsize(ws_row: 24, ws_col: columns, ws_xpixel: 0, ws_ypixel: 0)
+        XCTAssertEqual(openpty(&master, &slave, nil, nil, &size), 0)
+        let process = Process()
+        process.executableURL = CLI.binary
+        process.arguments = arguments
+        process.currentDirectoryURL = CLI.root
+        // The test runner may itself run with NO_COLOR; the colour check needs it unset unless given.
+        var inherited = ProcessInfo.processInfo.environment
+        inherited["NO_COLOR"] = nil
+        process.environment = inherited.merging(environment) { $1 }
+        let terminal = FileHandle(fileDescriptor: slave, closeOnDealloc: false)
+        process.standardOutput = terminal
+        process.standardError = terminal
+        try process.run()
+        var output = Data()
+        let reader = DispatchQueue(label: "pty")
+        let group = DispatchGroup()
+        reader.async(group: group) {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = read(master, &buffer, buffer.count)
+                if n <= 0 { break }
+                output.append(contentsOf: buffer[0..<n])
+            }
+        }
+        process.waitUntilExit()
+        close(slave)
+        XCTAssertEqual(group.wait(timeout: .now() + 10), .success)
+        close(master)
+        XCTAssertEqual(process.terminationStatus, 0)
+        return String(decoding: output, as: UTF8.self)
+    }
+}
+
+func stripANSI(_ s: String) -> String {
+    s.replacingOccurrences(of: "\u{1B}\\[[0-9;?]*[A-Za-z]", with: "", options: .regularExpression)
+}
+
+extension ISO8601DateFormatter {
+    static let withFractions: ISO8601DateFormatter = {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f
+    }()
+}
