@@ -61,6 +61,31 @@ final class ListenTests: XCTestCase {
         for line in lines { XCTAssertNotNil(json(String(line))["label"]) }
     }
 
+    func testSIGHUPReopensTheLogAfterRotation() throws {
+        let dir = try temporaryDirectory(self)
+        let long = dir.appendingPathComponent("long.wav"), log = dir.appendingPathComponent("events.jsonl")
+        let rotated = dir.appendingPathComponent("events.jsonl.1")
+        try CLI.sox([angry, angry, angry, angry, long.path])
+        let process = Process()
+        process.executableURL = CLI.binary
+        process.arguments = ["listen", "--replay", long.path, "--headless", "--log", log.path]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        func lines(_ url: URL) -> Int { (try? String(contentsOf: url, encoding: .utf8))?.split(separator: "\n").count ?? 0 }
+        var deadline = Date().addingTimeInterval(30)
+        while Date() < deadline && lines(log) < 1 { usleep(50_000) }
+        try FileManager.default.moveItem(at: log, to: rotated)
+        kill(process.processIdentifier, SIGHUP)
+        deadline = Date().addingTimeInterval(30)
+        while Date() < deadline && lines(log) < 1 { usleep(50_000) }
+        process.terminate()
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0)
+        XCTAssertGreaterThanOrEqual(lines(rotated), 1)
+        XCTAssertGreaterThanOrEqual(lines(log), 1, "new events go to a new file at the old path")
+    }
+
     func testUnknownDeviceIsAOneLineErrorNamingIt() throws {
         let run = try CLI.run(["listen", "--device", "nosuchdevice", "--headless"])
         XCTAssertNotEqual(run.status, 0)
