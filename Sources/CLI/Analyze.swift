@@ -20,14 +20,12 @@ struct Analyze: ParsableCommand {
     @Option(help: "Write an SVG with waveform, log-mel spectrogram and emotion timeline (one input file).")
     var plot: String?
 
-    @Option(help: "Files analysed in parallel (default: all cores).")
-    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+    @OptionGroup var parallel: ParallelOptions
 
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
         if plot != nil && files.count != 1 { throw ValidationError("--plot takes exactly one input file") }
-        if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
     }
 
     func run() throws {
@@ -36,7 +34,7 @@ struct Analyze: ParsableCommand {
         if let header = report.header { print(header) }
         let progress = ProgressBar(total: files.count)
         var failures = 0
-        forEachAnalyzed(files, weights: weights, config: config, threads: jobs, work: { analyzer, path in
+        forEachAnalyzed(files, weights: weights, config: config, threads: parallel.jobs, work: { analyzer, path in
             Result { try analyzer.analyze(path: path, segments: segments || plot != nil, keepFeatures: plot != nil) }
         }, deliver: { index, result in
             progress.advance()

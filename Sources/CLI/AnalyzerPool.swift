@@ -1,3 +1,4 @@
+import ArgumentParser
 import Dispatch
 import Foundation
 import Model
@@ -37,5 +38,15 @@ func forEachAnalyzed<T>(_ items: [String], weights: ModelWeights, config: Config
         lock.lock()
         idle.append(analyzer)
         lock.unlock()
+    }
+}
+
+/// How many files to analyse at once, for the commands that take many.
+struct ParallelOptions: ParsableArguments {
+    @Option(help: "Files analysed in parallel (default: all cores).")
+    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    func validate() throws {
+        if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
     }
 }

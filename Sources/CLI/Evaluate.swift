@@ -24,8 +24,7 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Only these actors, e.g. 1-4 or 17,19,21-24.")
     var actors: String?
 
-    @Option(help: "Files analysed in parallel (default: all cores).")
-    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+    @OptionGroup var parallel: ParallelOptions
 
     @OptionGroup var common: CommonOptions
 
@@ -38,7 +37,7 @@ struct Evaluate: ParsableCommand {
         var evaluation = Evaluation(labels: weights.card.labels)
         var failures = 0
         let progress = ProgressBar(total: clips.count)
-        forEachAnalyzed(clips.map(\.path), weights: weights, config: config, threads: jobs, work: { analyzer, path in
+        forEachAnalyzed(clips.map(\.path), weights: weights, config: config, threads: parallel.jobs, work: { analyzer, path in
             Result { try analyzer.analyze(path: path) }
         }, deliver: { index, result in
             progress.advance()

@@ -32,27 +32,17 @@ public final class CaptureDevice {
         var channels: Int?
     }
 
-    /// Opens `name` (such as "default", "hw:1,0" or "plughw:CARD=Mic") from the system's ALSA configuration.
+    /// Opens `name` (such as "default", "hw:1,0" or "plughw:CARD=Mic").
     ///
     /// - Parameters:
+    ///   - configText: ALSA configuration text to resolve `name` in instead of the system's configuration,
+    ///     so that tests (or a user's private definition) need no files under /etc.
     ///   - preferredSampleRate: the rate asked for; the device's nearest supported rate is accepted.
     ///   - sampleFormats: encodings to try, in order; the first the device supports is used.
     ///   - channels: the channel count to insist on, or nil for mono where possible, else the device's minimum.
     public convenience init(
         name: String,
-        preferredSampleRate: Int = 48000,
-        sampleFormats: [SampleFormat] = SampleFormat.preferenceOrder,
-        channels: Int? = nil
-    ) throws {
-        try self.init(name: name, request: Request(
-            configText: nil, preferredSampleRate: preferredSampleRate, sampleFormats: sampleFormats, channels: channels))
-    }
-
-    /// Opens `name` as defined in the ALSA configuration text `configText` instead of the system's configuration,
-    /// so that tests (or a user's private definition) need no files under /etc.
-    public convenience init(
-        configText: String,
-        name: String,
+        configText: String? = nil,
         preferredSampleRate: Int = 48000,
         sampleFormats: [SampleFormat] = SampleFormat.preferenceOrder,
         channels: Int? = nil

@@ -35,9 +35,9 @@ final class ListenTests: XCTestCase {
         XCTAssertEqual(again.filter { $0.hasPrefix("time,") }.count, 1)
     }
 
-    func testSIGTERMDrainsAndLeavesACompleteLog() throws {
-        let dir = try temporaryDirectory(self)
-        let long = dir.appendingPathComponent("long.wav"), log = dir.appendingPathComponent("events.jsonl")
+    /// Starts a real-time headless replay of 16 s of speech logging to `log`.
+    private func startKiosk(in dir: URL, log: URL) throws -> Process {
+        let long = dir.appendingPathComponent("long.wav")
         try CLI.sox([angry, angry, angry, angry, long.path])
         let process = Process()
         process.executableURL = CLI.binary
@@ -45,11 +45,24 @@ final class ListenTests: XCTestCase {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
-        // Real-time replay: the first event comes after 3 s of audio.
+        return process
+    }
+
+    private func lineCount(_ url: URL) -> Int {
+        (try? String(contentsOf: url, encoding: .utf8))?.split(separator: "\n").count ?? 0
+    }
+
+    /// Waits (30 s at most: a safety net, not a timing assertion) until `url` has `lines` lines.
+    private func waitFor(_ lines: Int, in url: URL) {
         let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline, ((try? String(contentsOf: log, encoding: .utf8))?.split(separator: "\n").count ?? 0) < 2 {
-            usleep(100_000)
-        }
+        while Date() < deadline && lineCount(url) < lines { usleep(50_000) }
+    }
+
+    func testSIGTERMDrainsAndLeavesACompleteLog() throws {
+        let dir = try temporaryDirectory(self)
+        let log = dir.appendingPathComponent("events.jsonl")
+        let process = try startKiosk(in: dir, log: log)
+        waitFor(2, in: log)  // real-time replay: the first event comes after 3 s of audio
         process.terminate()  // SIGTERM
         process.waitUntilExit()
         XCTAssertEqual(process.terminationReason, .exit)
@@ -63,27 +76,17 @@ final class ListenTests: XCTestCase {
 
     func testSIGHUPReopensTheLogAfterRotation() throws {
         let dir = try temporaryDirectory(self)
-        let long = dir.appendingPathComponent("long.wav"), log = dir.appendingPathComponent("events.jsonl")
-        let rotated = dir.appendingPathComponent("events.jsonl.1")
-        try CLI.sox([angry, angry, angry, angry, long.path])
-        let process = Process()
-        process.executableURL = CLI.binary
-        process.arguments = ["listen", "--replay", long.path, "--headless", "--log", log.path]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        func lines(_ url: URL) -> Int { (try? String(contentsOf: url, encoding: .utf8))?.split(separator: "\n").count ?? 0 }
-        var deadline = Date().addingTimeInterval(30)
-        while Date() < deadline && lines(log) < 1 { usleep(50_000) }
+        let log = dir.appendingPathComponent("events.jsonl"), rotated = dir.appendingPathComponent("events.jsonl.1")
+        let process = try startKiosk(in: dir, log: log)
+        waitFor(1, in: log)
         try FileManager.default.moveItem(at: log, to: rotated)
         kill(process.processIdentifier, SIGHUP)
-        deadline = Date().addingTimeInterval(30)
-        while Date() < deadline && lines(log) < 1 { usleep(50_000) }
+        waitFor(1, in: log)
         process.terminate()
         process.waitUntilExit()
         XCTAssertEqual(process.terminationStatus, 0)
-        XCTAssertGreaterThanOrEqual(lines(rotated), 1)
-        XCTAssertGreaterThanOrEqual(lines(log), 1, "new events go to a new file at the old path")
+        XCTAssertGreaterThanOrEqual(lineCount(rotated), 1)
+        XCTAssertGreaterThanOrEqual(lineCount(log), 1, "new events go to a new file at the old path")
     }
 
     func testUnknownDeviceIsAOneLineErrorNamingIt() throws {

@@ -5,7 +5,7 @@ final class CaptureDeviceTests: XCTestCase {
     func testRequestedS16MonoIsNegotiatedWithTwentyMillisecondPeriods() throws {
         let pcm = try FilePCM(s16Pattern(frames: 10))
         let device = try CaptureDevice(
-            configText: pcm.configText, name: pcm.name, preferredSampleRate: 16000, sampleFormats: [.s16])
+            name: pcm.name, configText: pcm.configText, preferredSampleRate: 16000, sampleFormats: [.s16])
         XCTAssertEqual(device.name, "testcap")
         XCTAssertEqual(device.format, CaptureFormat(sampleRate: 16000, channels: 1, sampleFormat: .s16))
         XCTAssertEqual(device.periodFrames, 320)
@@ -15,7 +15,7 @@ final class CaptureDeviceTests: XCTestCase {
     func testDefaultsPreferFloatMonoAtFortyEightKilohertz() throws {
         // The null slave accepts every format, channel count and rate, so the preferences decide.
         let pcm = try FilePCM([Float](repeating: 0, count: 10))
-        let device = try CaptureDevice(configText: pcm.configText, name: pcm.name)
+        let device = try CaptureDevice(name: pcm.name, configText: pcm.configText)
         XCTAssertEqual(device.format, CaptureFormat(sampleRate: 48000, channels: 1, sampleFormat: .float))
         XCTAssertEqual(device.periodFrames, 960)
     }
@@ -31,13 +31,13 @@ final class CaptureDeviceTests: XCTestCase {
 
     func testUnknownNameInConfigTextIsReportedTheSameWay() throws {
         let pcm = try FilePCM(s16Pattern(frames: 10))
-        XCTAssertThrowsError(try CaptureDevice(configText: pcm.configText, name: "elsewhere")) { error in
+        XCTAssertThrowsError(try CaptureDevice(name: "elsewhere", configText: pcm.configText)) { error in
             XCTAssertEqual(error as? CaptureError, .cannotOpen(device: "elsewhere", reason: "No such file or directory"))
         }
     }
 
     func testMalformedConfigTextIsRejected() {
-        XCTAssertThrowsError(try CaptureDevice(configText: "pcm.broken { type", name: "broken")) { error in
+        XCTAssertThrowsError(try CaptureDevice(name: "broken", configText: "pcm.broken { type")) { error in
             guard case .invalidConfiguration? = error as? CaptureError else {
                 return XCTFail("expected invalidConfiguration, got \(error)")
             }
@@ -46,7 +46,7 @@ final class CaptureDeviceTests: XCTestCase {
 
     func testUnsupportedChannelCountIsReported() throws {
         let pcm = try FilePCM(s16Pattern(frames: 10))
-        XCTAssertThrowsError(try CaptureDevice(configText: pcm.configText, name: pcm.name, channels: 0)) { error in
+        XCTAssertThrowsError(try CaptureDevice(name: pcm.name, configText: pcm.configText, channels: 0)) { error in
             guard case let .unsupportedFormat(device, _)? = error as? CaptureError else {
                 return XCTFail("expected unsupportedFormat, got \(error)")
             }

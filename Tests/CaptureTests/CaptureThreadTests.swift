@@ -8,7 +8,7 @@ final class CaptureThreadTests: XCTestCase {
     /// Opens the file PCM holding `samples` as 16 kHz S16 with `channels` channels.
     private func s16Device(_ pcm: FilePCM, channels: Int? = nil) throws -> CaptureDevice {
         try CaptureDevice(
-            configText: pcm.configText, name: pcm.name,
+            name: pcm.name, configText: pcm.configText,
             preferredSampleRate: 16000, sampleFormats: [.s16], channels: channels)
     }
 
@@ -60,7 +60,7 @@ final class CaptureThreadTests: XCTestCase {
     func testFloatPassesThroughUnchanged() throws {
         let pattern = (0..<4000).map { Float(sin(Double($0) * 0.01)) * 0.9 }
         let pcm = try FilePCM(pattern)
-        let device = try CaptureDevice(configText: pcm.configText, name: pcm.name)
+        let device = try CaptureDevice(name: pcm.name, configText: pcm.configText)
         XCTAssertEqual(device.format.sampleFormat, .float)
         let (_, samples) = runToLimit(device, ring: SampleRing(capacity: pattern.count), frameLimit: pattern.count)
         XCTAssertEqual(samples, pattern)
@@ -70,7 +70,7 @@ final class CaptureThreadTests: XCTestCase {
         let pattern: [Int32] = (0..<3000).map { Int32(truncatingIfNeeded: $0 &* 1_431_655_765) }
         let pcm = try FilePCM(pattern)
         let device = try CaptureDevice(
-            configText: pcm.configText, name: pcm.name, preferredSampleRate: 44100, sampleFormats: [.s32])
+            name: pcm.name, configText: pcm.configText, preferredSampleRate: 44100, sampleFormats: [.s32])
         XCTAssertEqual(device.format, CaptureFormat(sampleRate: 44100, channels: 1, sampleFormat: .s32))
         let (_, samples) = runToLimit(device, ring: SampleRing(capacity: pattern.count), frameLimit: pattern.count)
         XCTAssertEqual(samples, pattern.map { Float($0) / 2_147_483_648 })
