@@ -1,10 +1,12 @@
 """Export the trained model to Models/ and regenerate the test fixtures that pin Swift to PyTorch.
 
     python3 export.py          # after train.py --final (and, for the card's CV figures, the 5 folds)
+    python3 export.py --speaker-norm   # the same for the speaker-normalised runs (runs/sn-*)
 
 Writes Models/emotion-cnn.safetensors, Models/emotion-cnn.json (the model card, with the
 cross-validation results aggregated from runs/fold*.json) and the fixtures under Tests/.
 """
+import argparse
 import datetime
 import json
 import pathlib
@@ -16,6 +18,7 @@ import torch
 
 import frontend as fe
 import safetensors_io
+import speaker
 from model import EMOTIONS, SEXES, EmotionCNN
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -24,21 +27,39 @@ MODELS = ROOT / "Models"
 DATA = ROOT.parent / "shared" / "data" / "ravdess"
 
 
-def cross_validation():
-    """Mean and std over the 5 actor folds, and the pooled confusion matrix, from runs/fold*.json."""
-    folds = [json.loads(p.read_text()) for p in sorted(RUNS.glob("fold*.json"))]
+def cross_validation(prefix=""):
+    """Mean and std over the 5 actor folds, and the pooled confusion matrix, from runs/fold*.json;
+    for speaker-normalised runs (runs/sn-fold*.json), the same for each normalisation mode."""
+    folds = [json.loads(p.read_text()) for p in sorted(RUNS.glob(f"{prefix}fold*.json"))]
     if not folds:
         return None
+    if "modes" not in folds[0]:
+        return summarise(folds, [f["predictions"] for f in folds])
+    modes = {m: summarise(folds, [f["modes"][m] for f in folds]) for m in folds[0]["modes"]}
+    online = {m: v for m, v in modes.items() if m.startswith("online:")}
+    best = max(online, key=lambda m: online[m]["accuracy"]["mean"])
+    return {"protocol": modes["none"]["protocol"] + "; speaker-normalised model, each actor's 56 non-neutral clips "
+                        "scored under three ways of getting the speaker mean: none (population mean of the training "
+                        "actors), online (running mean over the clip's own speech, starting from the population mean "
+                        "weighted as N seconds of speech), neutral (mean over the actor's 4 neutral clips)",
+            "onlinePriorSeconds": float(best.split(":")[1]),
+            "none": modes["none"], "online": modes[best], "neutral": modes["neutral"],
+            "online_priors": {m.split(":")[1]: v["accuracy"]["mean"] for m, v in online.items()},
+            "folds": len(folds), "epochs": folds[0]["epochs"]}
+
+
+def summarise(folds, predictions):
     confusion = np.zeros((8, 8), dtype=int)
     accs, uars, sexes = [], [], []
-    for f in folds:
+    for preds in predictions:
         c = np.zeros((8, 8), dtype=int)
-        for r in f["predictions"]:
+        for r in preds:
             c[r["emotion"], int(np.argmax(r["probs"]))] += 1
         confusion += c
         accs.append(np.trace(c) / c.sum())
-        uars.append(np.mean(np.diag(c) / c.sum(axis=1)))
-        sexes.append(np.mean([np.argmax(r["sex_probs"]) == r["sex"] for r in f["predictions"]]))
+        present = c.sum(axis=1) > 0
+        uars.append(np.mean(np.diag(c)[present] / c.sum(axis=1)[present]))
+        sexes.append(np.mean([np.argmax(r["sex_probs"]) == r["sex"] for r in preds]))
     pct = lambda xs: round(100 * float(np.mean(xs)), 1)
     return {
         "protocol": "5-fold cross-validation by actor on RAVDESS actors 01-20 (folds 01-04, 05-08, 09-12, 13-16, "
@@ -48,14 +69,15 @@ def cross_validation():
         "accuracy": {"mean": pct(accs), "std": round(100 * float(np.std(accs)), 1), "per_fold": [round(100 * a, 1) for a in accs]},
         "uar": {"mean": pct(uars), "std": round(100 * float(np.std(uars)), 1)},
         "sex_accuracy": {"mean": pct(sexes), "std": round(100 * float(np.std(sexes)), 1)},
-        "recall": {e: round(100 * float(confusion[i, i] / confusion[i].sum()), 1) for i, e in enumerate(EMOTIONS)},
+        "recall": {e: round(100 * float(confusion[i, i] / confusion[i].sum()), 1) if confusion[i].sum() else None
+                   for i, e in enumerate(EMOTIONS)},
         "confusion": {"rows": "truth", "columns": "predicted", "labels": EMOTIONS, "matrix": confusion.tolist()},
         "epochs": folds[0]["epochs"],
     }
 
 
-def card(final):
-    return {
+def card(final, evaluation):
+    result = {
         "name": "emotion-cnn",
         "date": datetime.date.today().isoformat(),
         "weights": "emotion-cnn.safetensors",
@@ -79,16 +101,26 @@ def card(final):
                                "smoothing 0.1; loss CE(emotion) + 0.3 CE(sex); AdamW lr 4e-3 wd 1e-3, one-cycle "
                                "15% warm-up, batch 128; fp32 on CPU (torch 2.13.0+cpu)",
                      "command": "Training/run_all.sh"},
-        "evaluation": cross_validation(),
+        "evaluation": evaluation,
         "dataset": {"name": "RAVDESS (speech)", "licence": "CC BY-NC-SA 4.0",
                     "citation": "Livingstone SR, Russo FA (2018) The Ryerson Audio-Visual Database of Emotional Speech "
                                 "and Song (RAVDESS). PLoS ONE 13(5): e0196391. https://doi.org/10.1371/journal.pone.0196391"},
         "limitations": "Acted North-American English speech from 24 young adult actors, studio quality; accuracy on "
                        "spontaneous speech, other languages, far microphones or noisy rooms is lower and unmeasured.",
     }
+    if "population_mean" in final:
+        result["speakerNormalisation"] = {
+            "populationMean": final["population_mean"],
+            "onlinePriorSeconds": evaluation["onlinePriorSeconds"] if evaluation else 2.0,
+            "description": "before the window z-norm, every log-mel frame minus the speaker's mean log-mel over speech "
+                           "frames (frames whose first two 10 ms energies average above -50 dBFS); training used each "
+                           "actor's mean over all their clips",
+        }
+        result["normalisation"] = "speaker mean subtracted per frame, then " + result["normalisation"]
+    return result
 
 
-def fixtures(model):
+def fixtures(model, population=None):
     """Front-end reference (numpy, float64) and golden CNN logits (PyTorch) for the Swift tests."""
     clip = DATA / "Actor_01" / "03-01-05-02-01-01-01.flac"
     wave, _ = soundfile.read(clip, dtype="float32")
@@ -97,9 +129,12 @@ def fixtures(model):
     gap = np.abs(torch_feats - reference).max()
     assert gap < 1e-3, f"torch front end differs from the numpy reference by {gap}"
     region = fe.speech_region(wave)
+    speaker_mean = speaker.SpeechSum().add_clip(reference, wave)
     safetensors_io.save(ROOT / "Tests/FeaturesTests/Fixtures/frontend.safetensors",
                         {"audio": wave, "logmel": reference.astype(np.float32),
-                         "region": np.array(region, dtype=np.float32)},
+                         "region": np.array(region, dtype=np.float32),
+                         "speaker_mean": speaker_mean.mean().astype(np.float32),
+                         "speaker_frames": np.array([speaker_mean.count], dtype=np.float32)},
                         {"clip": clip.name, "generator": "Training/export.py (numpy float64 reference)"})
 
     logmel = fe.LogMel()
@@ -112,24 +147,35 @@ def fixtures(model):
     rng = np.random.default_rng(1)
     windows.append(logmel.logmel(torch.from_numpy(rng.standard_normal(w).astype(np.float32) * 0.01)[None])[0])
     windows = torch.stack(windows)  # (3, frames, mels): frame-major, as Swift's MelSpectrogram produces
+    tensors = {"windows": windows.numpy()}
+    feats = windows
+    if population is not None:  # one speaker mean per window: the population mean, shifted ones
+        means = torch.tensor(np.stack([population, population + 0.5, population - 1.0]), dtype=torch.float32)
+        feats = windows - means[:, None, :]
+        tensors["speaker_means"] = means.numpy()
     model.eval()
     with torch.no_grad():
-        emotion, sex = model(fe.znorm(windows.transpose(1, 2)).unsqueeze(1))
-    safetensors_io.save(ROOT / "Tests/ModelTests/Fixtures/golden.safetensors",
-                        {"windows": windows.numpy(), "emotion_logits": emotion.numpy(), "sex_logits": sex.numpy()},
+        emotion, sex = model(fe.znorm(feats.transpose(1, 2)).unsqueeze(1))
+    tensors.update({"emotion_logits": emotion.numpy(), "sex_logits": sex.numpy()})
+    safetensors_io.save(ROOT / "Tests/ModelTests/Fixtures/golden.safetensors", tensors,
                         {"generator": "Training/export.py (PyTorch eval mode, fp32)"})
 
 
 def main():
-    final = json.loads((RUNS / "final.json").read_text())
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--speaker-norm", action="store_true", help="export the speaker-normalised runs (runs/sn-*)")
+    prefix = "sn-" if p.parse_args().speaker_norm else ""
+    final = json.loads((RUNS / f"{prefix}final.json").read_text())
+    evaluation = cross_validation(prefix)
     MODELS.mkdir(exist_ok=True)
-    shutil.copyfile(RUNS / "final.safetensors", MODELS / "emotion-cnn.safetensors")
-    (MODELS / "emotion-cnn.json").write_text(json.dumps(card(final), indent=2) + "\n")
+    shutil.copyfile(RUNS / f"{prefix}final.safetensors", MODELS / "emotion-cnn.safetensors")
+    (MODELS / "emotion-cnn.json").write_text(json.dumps(card(final, evaluation), indent=2) + "\n")
     model = EmotionCNN(tuple(final["channels"]))
     state = {k: torch.from_numpy(v.copy()) for k, v in safetensors_io.load(MODELS / "emotion-cnn.safetensors").items()}
     model.load_state_dict(state, strict=False)
-    fixtures(model)
-    print(json.dumps(card(final)["evaluation"], indent=1))
+    population = np.array(final["population_mean"], dtype=np.float32) if "population_mean" in final else None
+    fixtures(model, population)
+    print(json.dumps(evaluation, indent=1))
 
 
 if __name__ == "__main__":

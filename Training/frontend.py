@@ -79,9 +79,11 @@ class LogMel(torch.nn.Module):
         power = spec.real ** 2 + spec.imag ** 2
         return torch.log(power @ self.fb + LOG_FLOOR)
 
-    def forward(self, wave):  # (B, samples) -> (B, 1, N_MELS, frames), z-normalised per window
-        feats = self.logmel(wave).transpose(1, 2)
-        return znorm(feats).unsqueeze(1)
+    def forward(self, wave, speaker_mean=None):  # (B, samples) -> (B, 1, N_MELS, frames), z-normalised per window
+        feats = self.logmel(wave)
+        if speaker_mean is not None:  # (B, N_MELS): speaker normalisation, before the window z-norm
+            feats = feats - speaker_mean[:, None, :]
+        return znorm(feats.transpose(1, 2)).unsqueeze(1)
 
 
 def znorm(feats):

@@ -2,6 +2,7 @@
 
     python3 train.py --fold 3          # trains on 16 actors, evaluates on actors 09-12
     python3 train.py --final           # trains on actors 01-20, the model Models/ ships
+    python3 train.py --fold 3 --speaker-norm   # the same with speaker normalisation (runs/sn-fold3.*)
 
 Writes runs/<name>.safetensors (weights), runs/<name>.json (held-out predictions per clip) and a
 resumable checkpoint runs/<name>.ckpt every 10 epochs.
@@ -20,9 +21,12 @@ from scipy.signal import resample_poly
 
 import frontend as fe
 import safetensors_io
+import speaker
 from model import EMOTIONS, EmotionCNN
 
 FOLDS = [range(1, 5), range(5, 9), range(9, 13), range(13, 17), range(17, 21)]
+# Weights (seconds of speech) of the population mean in the online running mean: each is scored.
+ONLINE_PRIORS = [0.5, 1.0, 2.0, 4.0, 8.0]
 SPEEDS = [(0.9, 10, 9), (1.0, 1, 1), (1.1, 10, 11)]  # factor, resample up, down
 
 
@@ -84,6 +88,17 @@ def spec_augment(x, rng):
     return x
 
 
+def actor_means(clips, logmel, speeds):
+    """{actor: [mean log-mel over speech frames, per speed version]}: the speaker-normalisation targets."""
+    sums = {}
+    for c in clips:
+        versions = speeds(c)
+        per_speed = sums.setdefault(c["actor"], [speaker.SpeechSum() for _ in versions])
+        for s, version in enumerate(versions):
+            per_speed[s].add_clip(speaker.clip_logmel(logmel, version), version)
+    return {a: [s.mean().astype(np.float32) for s in per_speed] for a, per_speed in sums.items()}
+
+
 def clip_windows(wave):
     """The product's windows for a whole clip (see Sources/Streaming's clip analysis)."""
     w = int(fe.WINDOW_SECONDS * fe.SAMPLE_RATE)
@@ -92,11 +107,13 @@ def clip_windows(wave):
 
 
 @torch.no_grad()
-def predict(model, logmel, clips, device):
+def predict(model, logmel, clips, device, means=None):
+    """Clip-level predictions; `means[i]` is clip i's speaker mean when the model is speaker-normalised."""
     model.eval()
     out = []
-    for c in clips:
-        x = logmel(torch.from_numpy(clip_windows(c["wave"])).to(device))
+    for i, c in enumerate(clips):
+        mean = None if means is None else torch.from_numpy(np.asarray(means[i], dtype=np.float32))[None].to(device)
+        x = logmel(torch.from_numpy(clip_windows(c["wave"])).to(device), mean)
         emo, sex = model(x)
         out.append({"path": c["path"], "actor": c["actor"], "emotion": c["emotion"], "sex": c["sex"],
                     "probs": emo.softmax(-1).mean(0).tolist(), "sex_probs": sex.softmax(-1).mean(0).tolist()})
@@ -117,13 +134,14 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=os.cpu_count())
-    p.add_argument("--no-bf16", action="store_true", help="train in fp32 (bf16 autocast is ~3x faster on AVX-512 BF16 CPUs)")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast: ~3x faster on CPUs with AVX-512 BF16, slower without")
+    p.add_argument("--speaker-norm", action="store_true", help="subtract each speaker's mean log-mel before the window z-norm")
     args = p.parse_args()
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    name = "final" if args.final else f"fold{args.fold}"
+    name = ("sn-" if args.speaker_norm else "") + ("final" if args.final else f"fold{args.fold}")
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(args.device)
@@ -133,11 +151,12 @@ def main():
     train = [c for c in clips if c["actor"] not in held_out]
     test = [c for c in clips if c["actor"] in held_out]
     add_speed_versions(train)
+    logmel = fe.LogMel().to(device)
+    means = actor_means(train, logmel, lambda c: [w for w, _ in c["speeds"]]) if args.speaker_norm else None
     print(f"{name}: {len(train)} training clips, {len(test)} held out (actors {sorted(held_out)})", flush=True)
 
     channels = tuple(int(c) for c in args.channels.split(","))
     model = EmotionCNN(channels).to(device).to(memory_format=torch.channels_last)
-    logmel = fe.LogMel().to(device)
     steps_per_epoch = math.ceil(len(train) / args.batch)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch,
@@ -154,7 +173,7 @@ def main():
 
     emo_y = torch.tensor([c["emotion"] for c in train])
     sex_y = torch.tensor([c["sex"] for c in train])
-    use_bf16 = not args.no_bf16
+    use_bf16 = args.bf16
     t0 = time.time()
     for epoch in range(first_epoch, args.epochs):
         model.train()
@@ -163,7 +182,10 @@ def main():
         for b in range(steps_per_epoch):
             idx = order[b * args.batch:(b + 1) * args.batch]
             with torch.no_grad():
-                x = logmel(make_batch(train, idx, rng, rng.integers(0, len(SPEEDS))).to(device))
+                speed = rng.integers(0, len(SPEEDS))
+                batch_means = None if means is None else torch.from_numpy(
+                    np.stack([means[train[i]["actor"]][speed] for i in idx])).to(device)
+                x = logmel(make_batch(train, idx, rng, speed).to(device), batch_means)
                 x = spec_augment(x, rng).contiguous(memory_format=torch.channels_last)
             ye, ys = emo_y[idx].to(device), sex_y[idx].to(device)
             lam, perm = 1.0, None
@@ -192,12 +214,44 @@ def main():
                if not k.endswith("num_batches_tracked")}
     safetensors_io.save(out / f"{name}.safetensors", tensors, {"channels": args.channels, "epochs": args.epochs})
     result = {"name": name, "held_out_actors": sorted(held_out), "epochs": args.epochs, "channels": list(channels),
-              "seed": args.seed, "minutes": (time.time() - t0) / 60, "predictions": predict(model, logmel, test, device)}
+              "seed": args.seed, "minutes": (time.time() - t0) / 60}
+    if args.speaker_norm:
+        population = np.mean([m[1] for m in means.values()], axis=0)  # speed 1.0
+        result["population_mean"] = population.tolist()
+        result["modes"] = evaluate_speaker_modes(model, logmel, test, device, population) if test else {}
+        test = []
+    else:
+        result["predictions"] = predict(model, logmel, test, device)
     if test:
         acc = np.mean([np.argmax(r["probs"]) == r["emotion"] for r in result["predictions"]])
         sex = np.mean([np.argmax(r["sex_probs"]) == r["sex"] for r in result["predictions"]])
         print(f"{name}: held-out accuracy {acc:.3f}, sex {sex:.3f}", flush=True)
     (out / f"{name}.json").write_text(json.dumps(result))
+
+
+def evaluate_speaker_modes(model, logmel, test, device, population):
+    """Held-out predictions under each way of getting the speaker mean, all on the same clips (each
+    actor's non-neutral ones): none (population mean), online (each clip's own speech frames,
+    starting from the population mean with a prior weight), neutral (the actor's 4 neutral clips)."""
+    sums = [speaker.SpeechSum().add_clip(speaker.clip_logmel(logmel, c["wave"]), c["wave"]) for c in test]
+    neutral = {}
+    for c, s in zip(test, sums):
+        if c["emotion"] == 0:
+            n = neutral.setdefault(c["actor"], speaker.SpeechSum())
+            n.total += s.total
+            n.count += s.count
+    scored = [i for i, c in enumerate(test) if c["emotion"] != 0]
+    clips = [test[i] for i in scored]
+    modes = {"none": predict(model, logmel, clips, device, [population] * len(clips)),
+             "neutral": predict(model, logmel, clips, device, [neutral[c["actor"]].mean() for c in clips])}
+    for prior in ONLINE_PRIORS:
+        frames = prior * fe.SAMPLE_RATE / fe.HOP
+        modes[f"online:{prior:g}"] = predict(model, logmel, clips, device,
+                                             [sums[i].mean(population, frames) for i in scored])
+    for mode, preds in modes.items():
+        acc = np.mean([np.argmax(r["probs"]) == r["emotion"] for r in preds])
+        print(f"  {mode}: accuracy {acc:.3f}", flush=True)
+    return modes
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ struct Analyze: ParsableCommand {
 
     @OptionGroup var parallel: ParallelOptions
 
+    @OptionGroup var speaker: ProfileOption
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
@@ -30,12 +31,14 @@ struct Analyze: ParsableCommand {
 
     func run() throws {
         let (config, weights) = try common.loadAnalysis()
+        let normalisation = try speaker.normalisation(for: weights.card)
         let report = ClipReport(format: format, card: weights.card)
         if let header = report.header { print(header) }
         let progress = ProgressBar(total: files.count)
         var failures = 0
         forEachAnalyzed(files, weights: weights, config: config, threads: parallel.jobs, work: { analyzer, path in
-            Result { try analyzer.analyze(path: path, segments: segments || plot != nil, keepFeatures: plot != nil) }
+            Result { try analyzer.analyze(path: path, segments: segments || plot != nil, keepFeatures: plot != nil,
+                                          normalisation: normalisation) }
         }, deliver: { index, result in
             progress.advance()
             switch result {

@@ -6,7 +6,7 @@ struct EmotionMonitor: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "emotion-monitor",
         abstract: "Speech-emotion monitor: which of eight emotions a voice carries, live or from recordings.",
-        subcommands: [Listen.self, Analyze.self, Evaluate.self, Devices.self, Bench.self]
+        subcommands: [Listen.self, Analyze.self, Calibrate.self, Evaluate.self, Devices.self, Bench.self]
     )
 }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Features
 import Foundation
 import Model
 import Output
@@ -15,6 +16,9 @@ struct Evaluate: ParsableCommand {
 
     enum Format: String, ExpressibleByArgument { case text, json }
 
+    /// Where a speaker-normalised model's speaker mean comes from, for comparing the three.
+    enum Calibration: String, ExpressibleByArgument { case none, online, neutral }
+
     @Argument(help: "Folder searched recursively for RAVDESS-named audio files.")
     var directory: String
 
@@ -24,21 +28,32 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Only these actors, e.g. 1-4 or 17,19,21-24.")
     var actors: String?
 
+    @Option(help: """
+        Speaker normalisation to score: none (population mean), online (running mean of each clip's speech) or \
+        neutral (a profile from the actor's neutral clips). Given, every mode scores the same clips: the non-neutral ones.
+        """)
+    var calibration: Calibration?
+
     @OptionGroup var parallel: ParallelOptions
 
     @OptionGroup var common: CommonOptions
 
     func run() throws {
         let wanted = try actors.map(parseActors)
-        let clips = try ravdessFiles(in: directory).filter { wanted?.contains($0.actor) ?? true }
+        let found = try ravdessFiles(in: directory).filter { wanted?.contains($0.actor) ?? true }
+        let clips = calibration == nil ? found : found.filter { $0.emotion != 0 }
         guard !clips.isEmpty else { throw Failure("\(directory): no RAVDESS-named audio files found") }
         let (config, weights) = try common.loadAnalysis()
         guard weights.card.labels.count == 8 else { throw Failure("evaluate needs a model with the 8 RAVDESS emotions") }
+        if calibration != nil && weights.card.speakerNormalisation == nil {
+            throw Failure("--calibration needs a speaker-normalised model; \(weights.card.name) is not")
+        }
+        let normalisations = try speakerNormalisations(found, config: config, weights: weights)
         var evaluation = Evaluation(labels: weights.card.labels)
         var failures = 0
         let progress = ProgressBar(total: clips.count)
         forEachAnalyzed(clips.map(\.path), weights: weights, config: config, threads: parallel.jobs, work: { analyzer, path in
-            Result { try analyzer.analyze(path: path) }
+            Result { try analyzer.analyze(path: path, normalisation: normalisations(path)) }
         }, deliver: { index, result in
             progress.advance()
             switch result {
@@ -51,8 +66,39 @@ struct Evaluate: ParsableCommand {
                 FileHandle.standardError.write("error: \(error)\n".data(using: .utf8)!)
             }
         })
-        print(format == .json ? evaluation.json.text : evaluation.text)
+        let mode = calibration.map { " with calibration \($0.rawValue)" } ?? ""
+        print(format == .json ? evaluation.json.text : "\(weights.card.name)\(mode)\n" + evaluation.text)
         if failures > 0 { throw Failure("\(failures) of \(clips.count) files could not be analysed") }
+    }
+}
+
+extension Evaluate {
+    /// Each clip's normalisation; for `neutral`, a profile per actor from that actor's neutral clips.
+    func speakerNormalisations(_ clips: [RavdessClip], config: Configuration, weights: ModelWeights) throws -> (String) -> Normalisation {
+        switch calibration {
+        case nil, .online?: return { _ in .online }
+        case .none?: return { _ in .none }
+        case .neutral?:
+            let analyzer = ClipAnalyzer(classifier: EmotionClassifier(weights: weights), windows: config.windows, speech: config.speech)
+            var means: [Int: SpeakerMean] = [:]
+            for clip in clips where clip.emotion == 0 {
+                do { means[clip.actor, default: SpeakerMean(bands: weights.card.features.melBands)].add(try analyzer.speakerMean(path: clip.path)) }
+                catch { throw Failure("\(error)") }
+            }
+            let frameSeconds = Double(weights.card.features.hopLength) / Double(weights.card.features.sampleRate)
+            var profiles: [Int: Normalisation] = [:]
+            for (actor, mean) in means {
+                guard let vector = mean.mean() else { continue }
+                profiles[actor] = .profile(SpeakerProfile(mean: vector, features: weights.card.features,
+                                                          speechSeconds: Double(mean.frames) * frameSeconds,
+                                                          source: "actor \(actor) neutral clips", sex: .init(label: "", confidence: 0)))
+            }
+            let actorOf = Dictionary(clips.map { ($0.path, $0.actor) }, uniquingKeysWith: { a, _ in a })
+            if let missing = Set(clips.map(\.actor)).subtracting(profiles.keys).min() {
+                throw Failure("actor \(missing) has no neutral clips to build a profile from")
+            }
+            return { profiles[actorOf[$0]!]! }
+        }
     }
 }
 

@@ -44,6 +44,7 @@ struct Listen: ParsableCommand {
     @Option(help: "Probability lead needed to switch the shown label (config smoothing.hysteresis).")
     var hysteresis: Double?
 
+    @OptionGroup var speaker: ProfileOption
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
@@ -60,7 +61,8 @@ struct Listen: ParsableCommand {
         var logger = Logger(label: "emotion-monitor")
         logger.logLevel = headless ? .info : .warning
 
-        let session = try LiveSession(config: config, weights: weights, device: device ?? config.listen.device,
+        let session = try LiveSession(config: config, weights: weights, normalisation: try speaker.normalisation(for: weights.card),
+                                      device: device ?? config.listen.device,
                                       replay: replay, fast: fast, duration: duration, headless: headless,
                                       logPath: log, logFormat: logFormat ?? config.listen.logFormat, logger: logger)
         if let failure = session.run() { throw Failure(failure) }

@@ -25,7 +25,7 @@ final class LiveSession {
     private var lastHealth = (dropped: 0, overruns: 0, reopens: 0, reconnecting: false)
     let labels: [String]
 
-    init(config: Configuration, weights: ModelWeights, device: String, replay: [String], fast: Bool, duration: Double?,
+    init(config: Configuration, weights: ModelWeights, normalisation: Normalisation, device: String, replay: [String], fast: Bool, duration: Double?,
          headless: Bool, logPath: String?, logFormat: EventFormat, logger: Logger) throws {
         self.logger = logger
         labels = weights.card.labels
@@ -41,7 +41,8 @@ final class LiveSession {
             logger.info("capturing", metadata: ["device": "\(device)", "format": "\(capture.format)"])
         }
         let window = try SlidingWindow(classifier: EmotionClassifier(weights: weights), windows: config.windows,
-                                       speech: config.speech, smoothing: config.smoothing, inputRate: source.sampleRate)
+                                       speech: config.speech, smoothing: config.smoothing, normalisation: normalisation,
+                                       inputRate: source.sampleRate)
         let interactive = !headless && isatty(STDOUT_FILENO) == 1
         status = interactive ? StatusLine(labels: labels, colour: StatusLine.colourAllowed()) : nil
         // Kiosk: events on stdout unless they go to a log. Piped without --headless: events on stdout.

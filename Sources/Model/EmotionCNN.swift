@@ -101,12 +101,14 @@ public final class EmotionClassifier {
     public var card: ModelCard { weights.card }
 
     /// Classifies `count` windows stored frame-major ([window][frame][mel], raw log-mel as
-    /// `MelSpectrogram` produces them, `card.windowFrames` frames each).
-    public func predict(frames: UnsafeBufferPointer<Float>, count: Int) -> [Prediction] {
+    /// `MelSpectrogram` produces them, `card.windowFrames` frames each). A speaker-normalised model
+    /// takes one speaker mean per window (`card.features.melBands` values), subtracted from each frame.
+    public func predict(frames: UnsafeBufferPointer<Float>, count: Int, speakerMeans: [[Float]] = []) -> [Prediction] {
         let mels = card.features.melBands, time = card.windowFrames
         precondition(frames.count >= count * mels * time, "not enough frames for \(count) windows")
+        precondition(speakerMeans.isEmpty || speakerMeans.count == count, "one speaker mean per window")
         guard count > 0 else { return [] }
-        prepareInput(frames, count: count, mels: mels, time: time)
+        prepareInput(frames, count: count, mels: mels, time: time, means: speakerMeans)
         var (height, width) = (mels, time)
         for conv in weights.convs {
             convolve(conv, batch: count, height: height, width: width)
@@ -133,18 +135,23 @@ public final class EmotionClassifier {
         }
     }
 
-    /// Transposes each window to [mel][time] and z-normalises it with one mean and one std.
-    private func prepareInput(_ frames: UnsafeBufferPointer<Float>, count: Int, mels: Int, time: Int) {
+    /// Transposes each window to [mel][time], subtracts the speaker mean if given, and z-normalises
+    /// it with one mean and one std.
+    private func prepareInput(_ frames: UnsafeBufferPointer<Float>, count: Int, mels: Int, time: Int, means: [[Float]]) {
         let size = mels * time
         activations = [Float](repeating: 0, count: count * size)
-        for b in 0..<count {
-            let window = UnsafeBufferPointer(rebasing: frames[(b * size)..<((b + 1) * size)])
-            var sum: Double = 0, squares: Double = 0
-            for v in window { sum += Double(v); squares += Double(v) * Double(v) }
-            let mean = sum / Double(size)
-            let std = Float(max((squares / Double(size) - mean * mean).squareRoot(), 1e-5))
-            for t in 0..<time {
-                for m in 0..<mels { activations[b * size + m * time + t] = (window[t * mels + m] - Float(mean)) / std }
+        activations.withUnsafeMutableBufferPointer { out in
+            for b in 0..<count {
+                let window = frames.baseAddress! + b * size, plane = out.baseAddress! + b * size
+                let speaker = means.isEmpty ? [Float](repeating: 0, count: mels) : means[b]
+                for t in 0..<time {
+                    for m in 0..<mels { plane[m * time + t] = window[t * mels + m] - speaker[m] }
+                }
+                var sum: Double = 0, squares: Double = 0
+                for i in 0..<size { sum += Double(plane[i]); squares += Double(plane[i]) * Double(plane[i]) }
+                let mean = Float(sum / Double(size))
+                let std = Float(max((squares / Double(size) - Double(mean) * Double(mean)).squareRoot(), 1e-5))
+                for i in 0..<size { plane[i] = (plane[i] - mean) / std }
             }
         }
     }

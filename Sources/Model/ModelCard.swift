@@ -20,6 +20,17 @@ public struct ModelCard: Codable, Sendable {
     /// Length of the analysis window the CNN sees, in seconds.
     public var windowSeconds: Double
     public var architecture: Architecture
+    /// Present when the model was trained on speaker-normalised features (each frame minus its
+    /// speaker's mean log-mel over speech frames, before the window z-norm).
+    public var speakerNormalisation: SpeakerNormalisation?
+
+    public struct SpeakerNormalisation: Codable, Sendable {
+        /// Mean over the training speakers: the speaker mean to use when nothing better is known.
+        public var populationMean: [Float]
+        /// Weight of the population mean in the online running mean, in seconds of speech
+        /// (chosen by cross-validation: see the card's evaluation).
+        public var onlinePriorSeconds: Double
+    }
 
     /// Feature frames in one analysis window.
     public var windowFrames: Int { features.frameCount(samples: Int(windowSeconds * Double(features.sampleRate))) }
@@ -37,6 +48,12 @@ public struct ModelCard: Codable, Sendable {
         guard !card.labels.isEmpty, !card.sexLabels.isEmpty, !card.architecture.channels.isEmpty,
               card.windowFrames >= 1 << card.architecture.channels.count else {
             throw ModelError.corrupt(url.path, reason: "labels, channels or window length are empty or too small")
+        }
+        if let norm = card.speakerNormalisation {
+            guard norm.populationMean.count == card.features.melBands, norm.populationMean.allSatisfy(\.isFinite),
+                  norm.onlinePriorSeconds >= 0 else {
+                throw ModelError.corrupt(url.path, reason: "speakerNormalisation needs \(card.features.melBands) finite populationMean values")
+            }
         }
         return card
     }

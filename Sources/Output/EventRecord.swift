@@ -18,7 +18,7 @@ public struct EventRecord: Sendable {
     }
 
     public var csvHeader: String {
-        (["time", "offset", "label", "confidence", "voice"] + labels + ["window_label", "level_dbfs", "dropped", "overruns"])
+        (["time", "offset", "label", "confidence", "voice"] + labels + ["window_label", "norm", "level_dbfs", "dropped", "overruns"])
             .joined(separator: ",")
     }
 
@@ -36,6 +36,7 @@ public struct EventRecord: Sendable {
                 ("time", .string(stamp)), ("offset", .rounded(e.end, places: 3)), ("label", .string(label)),
                 ("confidence", confidence.map { JSON.rounded($0) } ?? .null), ("voice", .bool(e.voice)),
                 ("probabilities", probabilities), ("window_label", windowLabel.map { JSON.string($0) } ?? .null),
+                ("norm", .string(e.normalisation)),
                 ("level_dbfs", .rounded(e.levelDbfs, places: 1)),
                 ("dropped", .number(Double(dropped))), ("overruns", .number(Double(overruns))),
             ]
@@ -44,7 +45,7 @@ public struct EventRecord: Sendable {
             let probabilities: [String] = e.smoothed.map { $0.map { String(format: "%.4f", $0) } } ?? Array(repeating: "", count: labels.count)
             let head: [String] = [stamp, String(format: "%.3f", e.end), label, confidence.map { String(format: "%.4f", $0) } ?? "",
                                   e.voice ? "true" : "false"]
-            let tail: [String] = [windowLabel ?? "", String(format: "%.1f", e.levelDbfs), String(dropped), String(overruns)]
+            let tail: [String] = [windowLabel ?? "", e.normalisation, String(format: "%.1f", e.levelDbfs), String(dropped), String(overruns)]
             return (head + probabilities + tail).joined(separator: ",")
         }
     }

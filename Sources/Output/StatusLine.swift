@@ -29,12 +29,12 @@ public final class StatusLine {
         return ioctl(fd, UInt(TIOCGWINSZ), &size) == 0 && size.ws_col > 0 ? Int(size.ws_col) : 80
     }
 
-    public func draw(_ event: LiveEvent, dropped: Int, overruns: Int, note: String? = nil) {
+    public func draw(_ event: LiveEvent, dropped: Int, overruns: Int) {
         if !started {
             emit("\u{1B}[?25l")  // hide the cursor while the line is live
             started = true
         }
-        emit("\r" + render(event, width: width, dropped: dropped, overruns: overruns, note: note) + "\u{1B}[K")
+        emit("\r" + render(event, width: width, dropped: dropped, overruns: overruns) + "\u{1B}[K")
     }
 
     /// Clears the line and restores the cursor; call on exit.
@@ -46,13 +46,8 @@ public final class StatusLine {
 
     /// The line for `event`, at most `width - 1` visible characters (the last column stays free so
     /// terminals never wrap).
-    public func render(_ e: LiveEvent, width: Int, dropped: Int, overruns: Int, note: String? = nil) -> String {
-        let level = min(max((e.levelDbfs + 60) / 60, 0), 1)
-        let cells = Int((level * 10).rounded())
-        let meter = paint(String(repeating: "█", count: cells), level > 0.9 ? 31 : level > 0.7 ? 33 : 32)
-            + String(repeating: "·", count: 10 - cells)
-        let db = String(format: "%4.0f dB", e.levelDbfs)
-        var parts: [(text: String, visible: Int)] = [("▕" + meter + "▏" + db, 12 + db.count)]
+    public func render(_ e: LiveEvent, width: Int, dropped: Int, overruns: Int) -> String {
+        var parts: [(text: String, visible: Int)] = [levelMeter(dbfs: e.levelDbfs, colour: colour)]
         if let label = e.label, let p = e.smoothed {
             let name = labels[label].uppercased() + " \(percent(p[label]))"
             parts.append((paint(name, 1), name.count))
@@ -64,7 +59,8 @@ public final class StatusLine {
         } else {
             parts.append((e.voice ? "speech" : paint("silence", 2), e.voice ? 6 : 7))
         }
-        if let note { parts.append((note, note.count)) }
+        let norm = "norm \(e.normalisation)"
+        parts.append((norm, norm.count))
         let counters = "drop \(dropped) xrun \(overruns)"
         parts.append((dropped + overruns > 0 ? paint(counters, 33) : counters, counters.count))
 
@@ -78,12 +74,25 @@ public final class StatusLine {
         return line
     }
 
-    private func paint(_ text: String, _ code: Int) -> String {
-        colour ? "\u{1B}[\(code)m" + text + "\u{1B}[0m" : text
-    }
+    private func paint(_ text: String, _ code: Int) -> String { Output.paint(text, code, colour: colour) }
 
     private func emit(_ text: String) {
         let bytes = Array(text.utf8)
         bytes.withUnsafeBytes { _ = write(fd, $0.baseAddress, $0.count) }
     }
+}
+
+/// A 10-cell input level meter from -60 to 0 dBFS, green, then yellow, then red near clipping.
+public func levelMeter(dbfs: Double, colour: Bool) -> (text: String, visible: Int) {
+    let level = min(max((dbfs + 60) / 60, 0), 1)
+    let cells = Int((level * 10).rounded())
+    let meter = paint(String(repeating: "█", count: cells), level > 0.9 ? 31 : level > 0.7 ? 33 : 32, colour: colour)
+        + String(repeating: "·", count: 10 - cells)
+    let db = String(format: "%4.0f dB", dbfs)
+    return ("▕" + meter + "▏" + db, 12 + db.count)
+}
+
+/// `text` in an SGR colour or style when colour is allowed.
+func paint(_ text: String, _ code: Int, colour: Bool) -> String {
+    colour ? "\u{1B}[\(code)m" + text + "\u{1B}[0m" : text
 }

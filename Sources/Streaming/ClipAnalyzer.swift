@@ -31,6 +31,8 @@ public struct ClipResult: Sendable {
     /// The fixed-grid windows of `listen` (one per hop), when asked for.
     public var segments: [WindowResult]?
     public var nonFiniteSamples: Int
+    /// How the speaker mean was obtained ("profile", "online" or "none").
+    public var normalisation: String
     /// Log-mel frames and 10 ms energies of the whole file, when asked for (the plot needs them).
     public var frames: [Float]?
     public var energies: [Float]?
@@ -69,7 +71,27 @@ public final class ClipAnalyzer {
     var windowSamples: Int { Int(card.windowSeconds * Double(card.features.sampleRate)) }
     var hopSamples: Int { Int(windows.hopSeconds * Double(card.features.sampleRate)) }
 
-    public func analyze(path: String, segments: Bool = false, keepFeatures: Bool = false) throws -> ClipResult {
+    /// Analyses one file. With a speaker-normalised model, `normalisation` says where the speaker
+    /// mean comes from; online, the label uses the mean over the whole file's speech and each
+    /// segment the speech heard up to its end, as `listen` would.
+    public func analyze(path: String, segments: Bool = false, keepFeatures: Bool = false,
+                        normalisation: Normalisation = .online) throws -> ClipResult {
+        let (stream, file) = try features(path: path)
+        var result = try analyze(stream: stream, path: path, segments: segments, keepFeatures: keepFeatures, normalisation: normalisation)
+        result.nonFiniteSamples = file.nonFiniteSamples
+        return result
+    }
+
+    /// The speaker mean over a file's speech frames (for calibration profiles).
+    public func speakerMean(path: String) throws -> SpeakerMean {
+        let (stream, _) = try features(path: path)
+        var mean = SpeakerMean(bands: card.features.melBands)
+        stream.accumulateSpeech(frames: 0..<card.features.frameCount(samples: stream.sampleCount), into: &mean, gate: speech)
+        return mean
+    }
+
+    /// Decodes a whole file, block by block, into a feature stream.
+    func features(path: String) throws -> (FeatureStream, AudioFile) {
         let file = try AudioFile(path: path)
         let stream = try FeatureStream(parameters: card.features, inputRate: file.sampleRate)
         var block: [Float] = []
@@ -79,20 +101,28 @@ public final class ClipAnalyzer {
             try stream.push(block[...])
         }
         try stream.finish()
+        return (stream, file)
+    }
+
+    /// Analyses audio already in `stream` (all of it held, as `features(path:)` leaves it).
+    public func analyze(stream: FeatureStream, path: String, segments: Bool = false, keepFeatures: Bool = false,
+                        normalisation: Normalisation = .online) throws -> ClipResult {
         let n = stream.sampleCount
         guard speech.hasVoice(stream.energies), let region = speech.region(energies: stream.energies, sampleCount: n) else {
             throw AnalysisError.noSpeech(path, thresholdDbfs: speech.thresholdDbfs)
         }
 
         let starts = regionWindowStarts(region, sampleCount: n)
-        let predictions = classify(stream, startSamples: starts)
+        var means = SpeakerMeans(mode: normalisation, card: card)
+        means.hear(0..<card.features.frameCount(samples: n), of: stream, gate: speech)
+        let predictions = classify(stream, startSamples: starts, means: means.current.map { Array(repeating: $0, count: starts.count) })
         let rate = Double(card.features.sampleRate)
         var result = ClipResult(
             path: path, duration: Double(n) / rate,
             emotion: meanProbabilities(predictions.map(\.emotion)), sex: meanProbabilities(predictions.map(\.sex)),
             speechRegion: Double(region.lowerBound) / rate..<Double(region.upperBound) / rate,
-            segments: nil, nonFiniteSamples: file.nonFiniteSamples)
-        if segments { result.segments = gridWindows(stream) }
+            segments: nil, nonFiniteSamples: 0, normalisation: normalisation.name)
+        if segments { result.segments = gridWindows(stream, normalisation: normalisation) }
         if keepFeatures { (result.frames, result.energies) = (stream.frames, stream.energies) }
         return result
     }
@@ -112,12 +142,22 @@ public final class ClipAnalyzer {
 
     /// The windows `listen` classifies: one ending at every hop once a full window is available
     /// (a stream shorter than a window gets one, padded).
-    func gridWindows(_ stream: FeatureStream) -> [WindowResult] {
+    func gridWindows(_ stream: FeatureStream, normalisation: Normalisation) -> [WindowResult] {
         let w = windowSamples, h = hopSamples
         let ends = stream.sampleCount < w ? [w] : Array(stride(from: w, through: stream.sampleCount, by: h))
         let voiced = ends.map { speech.hasVoice(stream.energies(in: ($0 - w)..<$0)) }
-        let starts = zip(ends, voiced).filter { $0.1 }.map { $0.0 - w }
-        var predictions = classify(stream, startSamples: starts).makeIterator()
+        var starts: [Int] = [], windowMeans: [[Float]] = []
+        var means = SpeakerMeans(mode: normalisation, card: card)
+        var heard = 0
+        for (end, voice) in zip(ends, voiced) {
+            let upTo = card.features.frameCount(samples: end)
+            means.hear(heard..<max(heard, upTo), of: stream, gate: speech)
+            heard = max(heard, upTo)
+            guard voice else { continue }
+            starts.append(end - w)
+            if let mean = means.current { windowMeans.append(mean) }
+        }
+        var predictions = classify(stream, startSamples: starts, means: windowMeans.isEmpty ? nil : windowMeans).makeIterator()
         let rate = Double(card.features.sampleRate)
         return zip(ends, voiced).map { end, voice in
             WindowResult(start: Double(end - w) / rate, end: Double(end) / rate, voice: voice,
@@ -125,8 +165,9 @@ public final class ClipAnalyzer {
         }
     }
 
-    /// Runs the CNN over the windows starting at the given 16 kHz samples, in batches.
-    func classify(_ stream: FeatureStream, startSamples: [Int]) -> [Prediction] {
+    /// Runs the CNN over the windows starting at the given 16 kHz samples, in batches; `means` holds
+    /// one speaker mean per window for a speaker-normalised model.
+    func classify(_ stream: FeatureStream, startSamples: [Int], means: [[Float]]? = nil) -> [Prediction] {
         let frames = card.windowFrames, hop = card.features.hopLength
         var batch: [Float] = []
         var out: [Prediction] = []
@@ -137,7 +178,8 @@ public final class ClipAnalyzer {
                 stream.appendWindow(startFrame: Int((Double(s) / Double(hop)).rounded(.down)), count: frames, to: &batch)
             }
             let t0 = DispatchTime.now().uptimeNanoseconds
-            out += batch.withUnsafeBufferPointer { classifier.predict(frames: $0, count: starts.count) }
+            let batchMeans = means.map { Array($0[starts.indices]) } ?? []
+            out += batch.withUnsafeBufferPointer { classifier.predict(frames: $0, count: starts.count, speakerMeans: batchMeans) }
             modelSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
         }
         return out

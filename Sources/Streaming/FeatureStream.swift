@@ -79,3 +79,18 @@ public final class FeatureStream {
         return energies[lo..<hi]
     }
 }
+
+extension FeatureStream {
+    /// Adds the speech frames among stream frames `range` that are still held to `mean`. A frame is
+    /// speech when the 10 ms energies it starts with pass the voice gate.
+    public func accumulateSpeech(frames range: Range<Int>, into mean: inout SpeakerMean, gate: SpeechActivity) {
+        let bands = parameters.melBands
+        let perFrame = max(1, parameters.hopLength / EnergyMeter.frameLength)
+        for t in range {
+            let i = t - firstFrame, e = t * perFrame - firstEnergy
+            guard i >= 0, (i + 1) * bands <= frames.count, e >= 0, e + perFrame <= energies.count,
+                  gate.isVoiced(energies[e..<(e + perFrame)]) else { continue }
+            mean.add(frame: frames[(i * bands)..<((i + 1) * bands)])
+        }
+    }
+}

@@ -16,6 +16,8 @@ public struct LiveEvent: Sendable {
     /// Moving average of recent voiced windows and the label shown (with hysteresis).
     public var smoothed: [Float]?
     public var label: Int?
+    /// How the speaker mean was obtained ("profile", "online" or "none").
+    public var normalisation: String
 }
 
 /// The live analysis: a sliding window over a stream, one event per hop. Only the feature frames
@@ -28,18 +30,22 @@ public final class SlidingWindow {
     public let speech: SpeechActivity
     private let stream: FeatureStream
     private var smoother: Smoother
+    private var means: SpeakerMeans
+    /// Stream frames already added to the online speaker mean.
+    private var heardFrames = 0
     private var nextEnd: Int
     private var frames: [Float] = []
     private let windowSamples: Int, hopSamples: Int
 
     public init(classifier: EmotionClassifier, windows: WindowSettings, speech: SpeechActivity,
-                smoothing: SmoothingSettings, inputRate: Int) throws {
+                smoothing: SmoothingSettings, normalisation: Normalisation = .online, inputRate: Int) throws {
         self.classifier = classifier
         self.windows = windows
         self.speech = speech
         let card = classifier.card
         stream = try FeatureStream(parameters: card.features, inputRate: inputRate)
         smoother = Smoother(settings: smoothing)
+        means = SpeakerMeans(mode: normalisation, card: card)
         windowSamples = Int(card.windowSeconds * Double(card.features.sampleRate))
         hopSamples = Int(windows.hopSeconds * Double(card.features.sampleRate))
         nextEnd = windowSamples
@@ -77,8 +83,12 @@ public final class SlidingWindow {
         let voice = speech.hasVoice(energies)
         let recent = energies.suffix(hopSamples / EnergyMeter.frameLength)
         let power = recent.isEmpty ? 0 : Double(recent.reduce(0, +)) / Double(recent.count)
+        // Online: the speech up to this window's end joins the speaker mean (silence never moves it).
+        let upTo = classifier.card.features.frameCount(samples: end)
+        means.hear(heardFrames..<max(heardFrames, upTo), of: stream, gate: speech)
+        heardFrames = max(heardFrames, upTo)
         var event = LiveEvent(end: Double(end) / rate, start: Double(end - windowSamples) / rate, voice: voice,
-                              levelDbfs: max(-120, 10 * log10(power + 1e-12)))
+                              levelDbfs: max(-120, 10 * log10(power + 1e-12)), normalisation: means.mode.name)
         guard voice else {
             smoother.silence()
             return event
@@ -86,7 +96,8 @@ public final class SlidingWindow {
         frames.removeAll(keepingCapacity: true)
         let hop = classifier.card.features.hopLength
         stream.appendWindow(startFrame: (end - windowSamples) / hop, count: classifier.card.windowFrames, to: &frames)
-        let prediction = frames.withUnsafeBufferPointer { classifier.predict(frames: $0, count: 1)[0] }
+        let speakerMeans = means.current.map { [$0] } ?? []
+        let prediction = frames.withUnsafeBufferPointer { classifier.predict(frames: $0, count: 1, speakerMeans: speakerMeans)[0] }
         let (smoothed, label) = smoother.add(prediction.emotion)
         event.window = prediction
         event.smoothed = smoothed

@@ -12,7 +12,7 @@ final class ListenTests: XCTestCase {
         XCTAssertEqual(events.map { $0["offset"] as! Double }, segments.map { $0["end"] as! Double })
         XCTAssertEqual(events.map { $0["window_label"] as? String ?? "silence" }, segments.map { $0["label"] as! String })
         for e in events {
-            XCTAssertEqual(Set(e.keys), ["time", "offset", "label", "confidence", "voice", "probabilities", "window_label",
+            XCTAssertEqual(Set(e.keys), ["time", "offset", "label", "confidence", "voice", "probabilities", "window_label", "norm",
                                          "level_dbfs", "dropped", "overruns"])
             XCTAssertNotNil(ISO8601DateFormatter.withFractions.date(from: e["time"] as! String), "\(e["time"]!)")
             XCTAssertEqual(e["dropped"] as? Int, 0, "fast replay waits for the analyzer instead of dropping")

@@ -42,6 +42,33 @@ final class FrontEndTests: XCTestCase {
         XCTAssertEqual([region.lowerBound, region.upperBound], expected)
     }
 
+    /// The speaker mean over speech frames matches Training/speaker.py: same frames, same values.
+    func testSpeakerMeanMatchesReference() {
+        let audio = fixture.tensors["audio"]!.values
+        let reference = fixture.tensors["logmel"]!.values
+        var energies: [Float] = []
+        EnergyMeter().process(audio, into: &energies)
+        let parameters = FeatureParameters(), gate = SpeechActivity()
+        var mean = SpeakerMean(bands: parameters.melBands)
+        let perFrame = parameters.hopLength / EnergyMeter.frameLength
+        for t in 0..<(reference.count / parameters.melBands) {
+            let e = t * perFrame
+            guard e + perFrame <= energies.count, gate.isVoiced(energies[e..<(e + perFrame)]) else { continue }
+            mean.add(frame: reference[(t * parameters.melBands)..<((t + 1) * parameters.melBands)])
+        }
+        XCTAssertEqual(Float(mean.frames), fixture.tensors["speaker_frames"]!.values[0])
+        for (a, b) in zip(mean.mean()!, fixture.tensors["speaker_mean"]!.values) { XCTAssertEqual(a, b, accuracy: 1e-4) }
+    }
+
+    func testOnlineMeanStartsAtThePriorAndMovesWithSpeech() {
+        var mean = SpeakerMean(bands: 2)
+        XCTAssertNil(mean.mean())
+        XCTAssertEqual(mean.mean(prior: [1, 1], priorFrames: 10), [1, 1])
+        for _ in 0..<10 { mean.add(frame: [3, -1]) }
+        XCTAssertEqual(mean.mean(prior: [1, 1], priorFrames: 10), [2, 0])
+        XCTAssertEqual(mean.mean(), [3, -1])
+    }
+
     func testSilenceHasNoRegionAndNoVoice() {
         var energies: [Float] = []
         EnergyMeter().process([Float](repeating: 0, count: 16_000), into: &energies)

@@ -13,8 +13,11 @@ final class ModelTests: XCTestCase {
         let weights = try ModelWeights(cardURL: Self.cardURL)
         let windows = golden.tensors["windows"]!
         XCTAssertEqual(Array(windows.shape.dropFirst()), [weights.card.windowFrames, weights.card.features.melBands])
+        // A speaker-normalised model's golden inputs come with one speaker mean per window.
+        let means = golden.tensors["speaker_means"].map { t in (0..<t.shape[0]).map { Array(t.values[($0 * t.shape[1])..<(($0 + 1) * t.shape[1])]) } } ?? []
+        XCTAssertEqual(means.isEmpty, weights.card.speakerNormalisation == nil)
         let predictions = windows.values.withUnsafeBufferPointer {
-            EmotionClassifier(weights: weights).predict(frames: $0, count: windows.shape[0])
+            EmotionClassifier(weights: weights).predict(frames: $0, count: windows.shape[0], speakerMeans: means)
         }
         let emotion = golden.tensors["emotion_logits"]!.values, sex = golden.tensors["sex_logits"]!.values
         for (b, p) in predictions.enumerated() {
@@ -22,7 +25,9 @@ final class ModelTests: XCTestCase {
             for (i, v) in p.sexLogits.enumerated() { XCTAssertEqual(v, sex[b * 2 + i], accuracy: 1e-4) }
         }
         // One at a time gives the same as the batch.
-        let single = windows.values.withUnsafeBufferPointer { EmotionClassifier(weights: weights).predict(frames: $0, count: 1) }
+        let single = windows.values.withUnsafeBufferPointer {
+            EmotionClassifier(weights: weights).predict(frames: $0, count: 1, speakerMeans: Array(means.prefix(1)))
+        }
         for (a, b) in zip(single[0].emotionLogits, predictions[0].emotionLogits) { XCTAssertEqual(a, b, accuracy: 1e-5) }
     }
 

@@ -1,0 +1,134 @@
+import Features
+import Foundation
+import Model
+
+/// How a speaker-normalised model gets the speaker mean it subtracts.
+/// Threading: a value type, freely shared.
+public enum Normalisation: Sendable {
+    /// From a calibration recording of this speaker (`emotion-monitor calibrate`).
+    case profile(SpeakerProfile)
+    /// A running mean over the speech heard so far in this stream or file, starting from the
+    /// population mean.
+    case online
+    /// The population mean of the training speakers.
+    case none
+
+    /// The name events and reports carry ("norm").
+    public var name: String {
+        switch self {
+        case .profile: return "profile"
+        case .online: return "online"
+        case .none: return "none"
+        }
+    }
+}
+
+/// Turns a `Normalisation` into speaker means for a given model, window by window.
+/// Threading: not thread-safe; one per stream.
+struct SpeakerMeans {
+    let mode: Normalisation
+    let model: ModelCard.SpeakerNormalisation?
+    let frameRate: Double
+    private(set) var heard: SpeakerMean
+
+    init(mode: Normalisation, card: ModelCard) {
+        self.mode = mode
+        model = card.speakerNormalisation
+        frameRate = Double(card.features.sampleRate) / Double(card.features.hopLength)
+        heard = SpeakerMean(bands: card.features.melBands)
+    }
+
+    /// Whether the model wants a speaker mean at all.
+    var applies: Bool { model != nil }
+
+    /// The mean to use now, given the speech `heard` so far (nil for a model without normalisation).
+    var current: [Float]? {
+        guard let model else { return nil }
+        switch mode {
+        case .profile(let profile): return profile.mean
+        case .none: return model.populationMean
+        case .online: return heard.mean(prior: model.populationMean, priorFrames: model.onlinePriorSeconds * frameRate)
+        }
+    }
+
+    /// Adds the speech among `frames` of `stream` to what has been heard (online mode only).
+    mutating func hear(_ frames: Range<Int>, of stream: FeatureStream, gate: SpeechActivity) {
+        guard applies, case .online = mode else { return }
+        stream.accumulateSpeech(frames: frames, into: &heard, gate: gate)
+    }
+}
+
+/// A speaker's calibration: their mean log-mel spectrum over about ten seconds of normal speech.
+/// Threading: a value type, freely shared.
+public struct SpeakerProfile: Codable, Sendable {
+    public struct Sex: Codable, Sendable {
+        public var label: String
+        public var confidence: Double
+
+        public init(label: String, confidence: Double) {
+            self.label = label
+            self.confidence = confidence
+        }
+    }
+
+    public var version = 1
+    public var mean: [Float]
+    /// The front end the mean was computed with: a profile only fits models with the same one.
+    public var features: FeatureParameters
+    public var speechSeconds: Double
+    public var source: String
+    public var created: String
+    /// The speaker sex the model heard in the calibration speech.
+    public var sex: Sex
+
+    public init(mean: [Float], features: FeatureParameters, speechSeconds: Double, source: String, sex: Sex) {
+        self.mean = mean
+        self.features = features
+        self.speechSeconds = speechSeconds
+        self.source = source
+        self.sex = sex
+        created = ISO8601DateFormatter().string(from: Date())
+    }
+
+    /// Loads a profile and checks it fits `card`; every problem is a one-line `ProfileError`.
+    public static func load(path: String, for card: ModelCard) throws -> SpeakerProfile {
+        guard let data = FileManager.default.contents(atPath: path) else { throw ProfileError(path: path, reason: "cannot read it") }
+        let profile: SpeakerProfile
+        do { profile = try JSONDecoder().decode(SpeakerProfile.self, from: data) } catch {
+            throw ProfileError(path: path, reason: "not a valid profile (\(describeDecodingError(error)))")
+        }
+        guard profile.features == card.features else {
+            throw ProfileError(path: path, reason: "made with other front-end parameters than the model's; calibrate again")
+        }
+        guard profile.mean.count == card.features.melBands, profile.mean.allSatisfy(\.isFinite) else {
+            throw ProfileError(path: path, reason: "its mean has \(profile.mean.count) values, the model needs \(card.features.melBands)")
+        }
+        guard card.speakerNormalisation != nil else {
+            throw ProfileError(path: path, reason: "the model \(card.name) is not speaker-normalised, so a profile cannot help it")
+        }
+        return profile
+    }
+
+    /// Writes the profile whole or not at all: to a temporary file beside it, then renamed over.
+    public func save(path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let temporary = path + ".tmp-\(getpid())"
+        do {
+            try encoder.encode(self).write(to: URL(fileURLWithPath: temporary))
+            guard rename(temporary, path) == 0 else { throw ProfileError(path: path, reason: String(cString: strerror(errno))) }
+        } catch let error as ProfileError {
+            unlink(temporary)
+            throw error
+        } catch {
+            unlink(temporary)
+            throw ProfileError(path: path, reason: "cannot write it (\(error.localizedDescription))")
+        }
+    }
+}
+
+public struct ProfileError: Error, CustomStringConvertible {
+    public let path: String
+    public let reason: String
+    public var description: String { "\(path): profile \(reason)" }
+}
