@@ -37,7 +37,8 @@ struct Analyze: ParsableCommand {
         forEachAnalyzed(files, weights: weights, config: config, threads: parallel.jobs, work: { analyzer, path in
             Result { try analyzer.analyze(path: path, segments: segments || plot != nil, keepFeatures: plot != nil) }
         }, deliver: { index, result in
-            progress.advance()
+            progress.clear()
+            defer { progress.advance() }
             switch result {
             case .success(let clip):
                 if clip.nonFiniteSamples > 0 {
