@@ -40,7 +40,8 @@ struct Analyze: ParsableCommand {
             Result { try analyzer.analyze(path: path, segments: segments || plot != nil, keepFeatures: plot != nil,
                                           normalisation: normalisation) }
         }, deliver: { index, result in
-            progress.advance()
+            progress.clear()
+            defer { progress.advance() }
             switch result {
             case .success(let clip):
                 if clip.nonFiniteSamples > 0 {

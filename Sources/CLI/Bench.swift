@@ -21,6 +21,11 @@ struct Bench: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
+    func validate() throws {
+        if limit < 1 { throw ValidationError("--limit must be at least 1") }
+        if !(seconds > 0 && seconds <= 86_400) { throw ValidationError("--seconds must be 0...86400") }
+    }
+
     func run() throws {
         let (config, weights) = try common.loadAnalysis()
         let folder = directory ?? URL(fileURLWithPath: CommandLine.executablePath).resolvingSymlinksInPath()
@@ -59,10 +64,15 @@ struct Bench: ParsableCommand {
     }
 }
 
+/// Audio files under `folder`, recursively, sorted.
 func audioFiles(in folder: String) -> [String] {
     let paths = FileManager.default.enumerator(atPath: folder)?.compactMap { $0 as? String } ?? []
-    return paths.filter { ["wav", "flac", "ogg", "mp3"].contains(($0 as NSString).pathExtension.lowercased()) }
-        .sorted().map { (folder as NSString).appendingPathComponent($0) }
+    return paths.filter(isAudioFile).sorted().map { (folder as NSString).appendingPathComponent($0) }
+}
+
+/// By name: the formats libsndfile is usually built with.
+func isAudioFile(_ path: String) -> Bool {
+    ["wav", "flac", "ogg", "mp3"].contains((path as NSString).pathExtension.lowercased())
 }
 
 /// VmHWM from /proc/self/status: the most memory this process ever held resident.

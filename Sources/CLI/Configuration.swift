@@ -27,7 +27,7 @@ struct Configuration: Codable {
 
     /// A one-line reason the values cannot work, or nil.
     var problem: String? {
-        if !(windows.hopSeconds > 0 && windows.hopSeconds <= 10) { return "windows.hopSeconds must be in (0, 10], got \(windows.hopSeconds)" }
+        if !(windows.hopSeconds >= 0.02 && windows.hopSeconds <= 10) { return "windows.hopSeconds must be 0.02...10, got \(windows.hopSeconds)" }
         if !(1...256).contains(windows.batchWindows) { return "windows.batchWindows must be 1...256, got \(windows.batchWindows)" }
         if !(speech.thresholdDbfs >= -120 && speech.thresholdDbfs <= 0) { return "speech.thresholdDbfs must be -120...0, got \(speech.thresholdDbfs)" }
         if !(speech.minimumVoicedSeconds >= 0 && speech.minimumVoicedSeconds <= 60) { return "speech.minimumVoicedSeconds must be 0...60, got \(speech.minimumVoicedSeconds)" }
@@ -95,7 +95,7 @@ struct CommonOptions: ParsableArguments {
         throw Failure("no config.json found: pass --config PATH or set EMOTION_MONITOR_CONFIG")
     }
 
-    /// Loads the model and makes an analyzer factory (one analyzer per thread over shared weights).
+    /// The validated configuration and the model's weights (shared by every analyzer).
     func loadAnalysis() throws -> (Configuration, ModelWeights) {
         let (config, modelURL) = try resolve()
         do {

@@ -113,7 +113,7 @@ struct RavdessClip {
 
     init?(path: String) {
         let url = URL(fileURLWithPath: path)
-        guard ["wav", "flac", "ogg", "mp3"].contains(url.pathExtension.lowercased()) else { return nil }
+        guard isAudioFile(path) else { return nil }
         let fields = url.deletingPathExtension().lastPathComponent.split(separator: "-")
         guard fields.count == 7, fields.allSatisfy({ $0.count == 2 && $0.allSatisfy(\.isNumber) }),
               let emotion = Int(fields[2]), (1...8).contains(emotion), let actor = Int(fields[6]) else { return nil }
@@ -128,8 +128,7 @@ func ravdessFiles(in directory: String) throws -> [RavdessClip] {
     guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
         throw Failure("\(directory): not a directory")
     }
-    let paths = FileManager.default.enumerator(atPath: directory)?.compactMap { $0 as? String } ?? []
-    return paths.sorted().compactMap { RavdessClip(path: (directory as NSString).appendingPathComponent($0)) }
+    return audioFiles(in: directory).compactMap(RavdessClip.init(path:))
 }
 
 /// "1-4,9" -> {1, 2, 3, 4, 9}

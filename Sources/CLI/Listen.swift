@@ -49,7 +49,7 @@ struct Listen: ParsableCommand {
 
     func validate() throws {
         if fast && replay.isEmpty { throw ValidationError("--fast needs --replay") }
-        if let duration, !(duration > 0) { throw ValidationError("--duration must be positive") }
+        if let duration, !(duration > 0 && duration <= 1e8) { throw ValidationError("--duration must be a positive number of seconds") }
         if !replay.isEmpty && device != nil { throw ValidationError("use either --device or --replay") }
     }
 

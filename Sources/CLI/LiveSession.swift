@@ -14,9 +14,11 @@ final class LiveSession {
     private let queue = DispatchQueue(label: "emotion-monitor.analyzer", qos: .userInteractive)
     private let monitor: LiveMonitor
     private let status: StatusLine?
-    private let record: EventRecord?
+    /// Events on stdout are always JSON lines; the log has its own format.
+    private let stdoutRecord: EventRecord?
+    private let logRecord: EventRecord
     private var eventLog: EventLog?
-    private let printEvents: Bool
+    private let headless: Bool
     private let logger: Logger
     private let done = DispatchSemaphore(value: 0)
     private var failure: String?
@@ -46,10 +48,12 @@ final class LiveSession {
         let interactive = !headless && isatty(STDOUT_FILENO) == 1
         status = interactive ? StatusLine(labels: labels, colour: StatusLine.colourAllowed()) : nil
         // Kiosk: events on stdout unless they go to a log. Piped without --headless: events on stdout.
-        printEvents = headless ? logPath == nil : !interactive
-        record = EventRecord(labels: labels, format: logFormat)
+        let printEvents = headless ? logPath == nil : !interactive
+        stdoutRecord = printEvents ? EventRecord(labels: labels, format: .jsonl) : nil
+        logRecord = EventRecord(labels: labels, format: logFormat)
+        self.headless = headless
         if let logPath {
-            eventLog = try EventLog(path: logPath, header: logFormat == .csv ? record!.csvHeader : nil)
+            eventLog = try EventLog(path: logPath, header: logFormat == .csv ? logRecord.csvHeader : nil)
         }
         var deliver: ((LiveEvent) -> Void)?
         var end: ((String?) -> Void)?
@@ -61,7 +65,11 @@ final class LiveSession {
 
     /// Runs until the stream ends or SIGINT/SIGTERM; returns the reason if it ended on an error.
     func run() -> String? {
-        for (number, action) in [(SIGINT, stop), (SIGTERM, stop), (SIGHUP, reopenLog)] as [(Int32, () -> Void)] {
+        // A closed stdout or stderr pipe must not kill a kiosk: writes fail instead, and are logged.
+        signal(SIGPIPE, SIG_IGN)
+        // Headless, SIGHUP is logrotate's "reopen the log"; on a terminal it means the terminal has gone.
+        let hangUp: () -> Void = headless ? reopenLog : stop
+        for (number, action) in [(SIGINT, stop), (SIGTERM, stop), (SIGHUP, hangUp)] as [(Int32, () -> Void)] {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
             source.setEventHandler(handler: action)
@@ -98,13 +106,13 @@ final class LiveSession {
     private func handle(_ event: LiveEvent) {
         let dropped = monitor.droppedSamples
         status?.draw(event, dropped: dropped, overruns: overruns)
-        guard let record, printEvents || eventLog != nil else { return }
-        let line = record.line(event, at: Date(), dropped: dropped, overruns: overruns)
-        if printEvents {
-            print(line)
+        let now = Date()
+        if let stdoutRecord {
+            print(stdoutRecord.line(event, at: now, dropped: dropped, overruns: overruns))
             fflush(stdout)
         }
-        do { try eventLog?.write(line) } catch {
+        guard let eventLog else { return }
+        do { try eventLog.write(logRecord.line(event, at: now, dropped: dropped, overruns: overruns)) } catch {
             logger.error("\(error)")
         }
     }
@@ -117,7 +125,7 @@ final class LiveSession {
         if now.dropped > lastHealth.dropped { logger.warning("analyzer fell behind", metadata: ["dropped_samples": "\(now.dropped)"]) }
         if now.overruns > lastHealth.overruns { logger.warning("capture overrun", metadata: ["overruns": "\(now.overruns)"]) }
         if now.reconnecting && !lastHealth.reconnecting { logger.error("capture device lost; reopening with backoff") }
-        if now.reopens > lastHealth.reopens { logger.notice("capture device reopened", metadata: ["reopens": "\(now.reopens)"]) }
+        if now.reopens > lastHealth.reopens { logger.notice("capture device was lost and has been reopened", metadata: ["reopens": "\(now.reopens)"]) }
         lastHealth = now
     }
 

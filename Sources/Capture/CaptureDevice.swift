@@ -89,13 +89,16 @@ public final class CaptureDevice {
             let config = try loadConfig(configText)
             defer { snd_config_delete(config) }
             // The PCM copies what it needs from the configuration while opening, so it can be freed afterwards.
-            result = snd_pcm_open_lconf(&pcm, name, SND_PCM_STREAM_CAPTURE, 0, config)
+            result = snd_pcm_open_lconf(&pcm, name, SND_PCM_STREAM_CAPTURE, SND_PCM_NONBLOCK, config)
         } else {
-            result = snd_pcm_open(&pcm, name, SND_PCM_STREAM_CAPTURE, 0)
+            // Non-blocking open: a device another program holds fails at once with "busy" instead of
+            // waiting until it is free; reads are blocking again below.
+            result = snd_pcm_open(&pcm, name, SND_PCM_STREAM_CAPTURE, SND_PCM_NONBLOCK)
         }
         guard result >= 0, let pcm else {
             throw CaptureError.cannotOpen(device: name, reason: alsaMessage(Int(result)))
         }
+        snd_pcm_nonblock(pcm, 0)
         return pcm
     }
 

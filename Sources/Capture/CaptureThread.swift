@@ -122,6 +122,8 @@ public final class CaptureThread: @unchecked Sendable {
         var remaining = frameLimit ?? .max
         while remaining > 0 && !stopRequested.load(ordering: .relaxed) {
             guard let pcm = device.handle else { break }
+            // Wait in slices, so that stop() is honoured even when a device stalls without an error.
+            if snd_pcm_wait(pcm, 200) == 0 { continue }
             let result = Int(snd_pcm_readi(pcm, readBuffer, snd_pcm_uframes_t(min(device.periodFrames, remaining))))
             if result > 0 {
                 deliver(frames: result)

@@ -1,6 +1,10 @@
 import CSndFile
 import Foundation
 
+/// sf_open reports why it failed through libsndfile's global error state: serialise opens so that
+/// parallel analyses each read their own reason.
+private let openLock = NSLock()
+
 /// Errors reading or decoding audio, each a one-line message for the user.
 public enum AudioError: Error, CustomStringConvertible, Equatable {
     case notFound(String)
@@ -44,9 +48,11 @@ public final class AudioFile {
         if isDirectory.boolValue { throw AudioError.isDirectory(path) }
         if ((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0) == 0 { throw AudioError.empty(path) }
         var info = SF_INFO()
-        guard let handle = sf_open(path, Int32(SFM_READ), &info) else {
-            throw AudioError.unreadable(path, reason: String(cString: sf_strerror(nil)))
-        }
+        openLock.lock()
+        let opened = sf_open(path, Int32(SFM_READ), &info)
+        let reason = opened == nil ? String(cString: sf_strerror(nil)) : ""
+        openLock.unlock()
+        guard let handle = opened else { throw AudioError.unreadable(path, reason: reason) }
         self.handle = handle
         sampleRate = Int(info.samplerate)
         channels = Int(info.channels)

@@ -59,9 +59,6 @@ public final class MelSpectrogram {
         return count
     }
 
-    /// Forgets buffered samples, so the next sample starts frame 0 of a new stream.
-    public func reset() { pending.removeAll(keepingCapacity: true) }
-
     private func appendFrame(_ samples: UnsafePointer<Float>, to frames: inout [Float]) {
         window.withUnsafeBufferPointer { w in
             for i in 0..<parameters.windowLength { fftInput[i] = samples[i] * w[i] }

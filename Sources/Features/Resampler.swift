@@ -26,6 +26,7 @@ public final class Resampler {
 
     /// Converts `input`, appending the output produced so far to `output`.
     public func process(_ input: ArraySlice<Float>, into output: inout [Float]) throws {
+        guard !input.isEmpty else { return }  // soxr would take empty input as the end of the stream
         guard let soxr else {
             output.append(contentsOf: input)
             return

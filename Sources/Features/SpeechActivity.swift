@@ -24,7 +24,6 @@ public final class EnergyMeter {
         pending.removeFirst(count * Self.frameLength)
     }
 
-    public func reset() { pending.removeAll(keepingCapacity: true) }
 }
 
 /// Where the speech is, from 10 ms frame energies. Threading: a value type, freely shared.

@@ -46,8 +46,9 @@ public struct ModelCard: Codable, Sendable {
         }
         if let problem = card.features.problem { throw ModelError.corrupt(url.path, reason: problem) }
         guard !card.labels.isEmpty, !card.sexLabels.isEmpty, !card.architecture.channels.isEmpty,
-              card.windowFrames >= 1 << card.architecture.channels.count else {
-            throw ModelError.corrupt(url.path, reason: "labels, channels or window length are empty or too small")
+              card.architecture.channels.count < 16, card.windowFrames >= 1 << card.architecture.channels.count,
+              card.features.melBands >= 1 << card.architecture.channels.count else {
+            throw ModelError.corrupt(url.path, reason: "labels, channels, mel bands or window length are empty or too small for the network")
         }
         if let norm = card.speakerNormalisation {
             guard norm.populationMean.count == card.features.melBands, norm.populationMean.allSatisfy(\.isFinite),

@@ -47,8 +47,10 @@ public struct SafeTensors {
                 throw ModelError.corrupt(path, reason: "malformed header entry '\(name)'")
             }
             guard dtype == "F32" else { throw ModelError.corrupt(path, reason: "tensor '\(name)' is \(dtype); only F32 is supported") }
-            let count = shape.reduce(1, *)
-            guard offsets[0] >= 0, offsets[1] - offsets[0] == count * 4, offsets[1] <= payload.count else {
+            var count = 1, overflow = shape.contains { $0 < 0 }
+            for d in shape where !overflow { (count, overflow) = count.multipliedReportingOverflow(by: d) }
+            guard !overflow, count <= Int.max / 4, offsets[0] >= 0, offsets[0] <= offsets[1],
+                  offsets[1] - offsets[0] == count * 4, offsets[1] <= payload.count else {
                 throw ModelError.corrupt(path, reason: "tensor '\(name)' data is truncated or misplaced")
             }
             let bytes = payload[(payload.startIndex + offsets[0])..<(payload.startIndex + offsets[1])]

@@ -87,22 +87,25 @@ public final class EventLog {
 
     /// Appends `line` and a newline in one system call.
     public func write(_ line: String) throws {
-        var bytes = Array((line + "\n").utf8)
+        let bytes = Array((line + "\n").utf8)
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { Foundation.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            let n = bytes.withUnsafeBytes { Foundation.write(fd, $0.baseAddress! + offset, $0.count - offset) }
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { throw LogError(path: path, reason: String(cString: strerror(errno))) }
             offset += n
         }
-        _ = bytes
     }
 
-    /// Closes and reopens the path: after logrotate moves the file, new lines go to a new one.
+    /// Reopens the path: after logrotate moves the file, new lines go to a new one. If the path
+    /// cannot be opened, lines keep going to the old file rather than being lost.
     public func reopen() throws {
-        close(fd)
-        fd = -1
-        try open()
+        let old = fd
+        do { try open() } catch {
+            fd = old
+            throw error
+        }
+        close(old)
     }
 }
 

@@ -14,6 +14,13 @@ public final class ProgressBar: @unchecked Sendable {
         self.enabled = enabled && total > 1
     }
 
+    /// Clears the bar's line, so that output to the same terminal starts on a clean line.
+    public func clear() {
+        lock.lock()
+        defer { lock.unlock() }
+        if enabled && done < total { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!) }
+    }
+
     public func advance() {
         lock.lock()
         defer { lock.unlock() }

@@ -42,8 +42,8 @@ public final class ReplaySource: AudioSource, @unchecked Sendable {
     /// Checks every file up front, so a bad one is reported before anything plays; each is
     /// reopened in turn when its time comes (so thousands of files hold one descriptor at a time).
     public init(paths: [String], ringSeconds: Double, realTime: Bool) throws {
-        guard let first = paths.first else { throw AudioError.notFound("(no file to replay)") }
-        let rate = try AudioFile(path: first).sampleRate
+        precondition(!paths.isEmpty, "ReplaySource needs at least one file")
+        let rate = try AudioFile(path: paths[0]).sampleRate
         for path in paths.dropFirst() {
             let other = try AudioFile(path: path).sampleRate
             if other != rate {

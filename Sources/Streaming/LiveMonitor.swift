@@ -44,11 +44,14 @@ public final class LiveMonitor: @unchecked Sendable {
 
     public func start() {
         source.start()
-        let timer = DispatchSource.makeTimerSource(queue: queue)
-        timer.schedule(deadline: .now() + Self.tick, repeating: Self.tick, leeway: .milliseconds(5))
-        timer.setEventHandler { [weak self] in self?.drain() }
-        self.timer = timer
-        timer.resume()
+        // `timer` is queue state: set it up on the queue, where `finish` may already be waiting to cancel it.
+        queue.sync {
+            let timer = DispatchSource.makeTimerSource(queue: queue)
+            timer.schedule(deadline: .now() + Self.tick, repeating: Self.tick, leeway: .milliseconds(5))
+            timer.setEventHandler { [weak self] in self?.drain() }
+            self.timer = timer
+            timer.resume()
+        }
     }
 
     /// Stops the source, analyses what it already captured, then calls `onEnd(nil)`.
@@ -63,10 +66,14 @@ public final class LiveMonitor: @unchecked Sendable {
     private func drain() {
         guard !ended else { return }
         let running = source.isRunning  // read before draining: once false, the ring holds everything
+        // Only what is there now: a producer faster than the analyzer (fast replay) must not keep this
+        // tick going forever, or signals and the health timer on the same queue would starve.
+        var budget = ring.availableToRead
         do {
-            while true {
-                let n = buffer.withUnsafeMutableBufferPointer { ring.read(into: $0) }
+            while budget > 0 {
+                let n = buffer.withUnsafeMutableBufferPointer { ring.read(into: UnsafeMutableBufferPointer(rebasing: $0[0..<min(budget, $0.count)])) }
                 guard n > 0 else { break }
+                budget -= n
                 let take = min(n, samplesLeft)
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 let events = try window.push(buffer[0..<take])
@@ -78,7 +85,7 @@ public final class LiveMonitor: @unchecked Sendable {
                 }
                 if samplesLeft == 0 { break }
             }
-            if !running || samplesLeft == 0 {
+            if (!running && ring.availableToRead == 0) || samplesLeft == 0 {
                 source.stop()
                 for e in try window.finish() { onEvent(e) }
                 return finish(running ? nil : source.failureDescription)

@@ -51,9 +51,6 @@ public final class SlidingWindow {
         nextEnd = windowSamples
     }
 
-    /// Seconds of 16 kHz audio received so far.
-    public var streamSeconds: Double { Double(stream.sampleCount) / Double(classifier.card.features.sampleRate) }
-
     /// Feeds samples at the input rate; returns an event for every window they complete.
     public func push(_ samples: ArraySlice<Float>) throws -> [LiveEvent] {
         try stream.push(samples)

@@ -74,6 +74,28 @@ final class ListenTests: XCTestCase {
         for line in lines { XCTAssertNotNil(json(String(line))["label"]) }
     }
 
+    /// Fast replay keeps the ring full; SIGINT must still get through between ticks.
+    func testSIGINTStopsAFastReplayEarly() throws {
+        let dir = try temporaryDirectory(self)
+        let log = dir.appendingPathComponent("events.jsonl")
+        let clips = Array(try FileManager.default.contentsOfDirectory(atPath: CLI.shared.appendingPathComponent("Actor_05").path)
+            .sorted().prefix(60)).map { CLI.shared.appendingPathComponent("Actor_05/\($0)").path }
+        let process = Process()
+        process.executableURL = CLI.binary
+        process.arguments = ["listen", "--fast", "--headless", "--log", log.path, "--replay"] + clips
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        waitFor(1, in: log)
+        kill(process.processIdentifier, SIGINT)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0)
+        // About 220 s of audio would give ~440 events; stopping early leaves far fewer, all complete.
+        let lines = try String(contentsOf: log, encoding: .utf8).split(separator: "\n")
+        XCTAssertLessThan(lines.count, 300)
+        for line in lines { XCTAssertNotNil(json(String(line))["label"]) }
+    }
+
     func testSIGHUPReopensTheLogAfterRotation() throws {
         let dir = try temporaryDirectory(self)
         let log = dir.appendingPathComponent("events.jsonl"), rotated = dir.appendingPathComponent("events.jsonl.1")

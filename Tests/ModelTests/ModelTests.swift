@@ -52,6 +52,23 @@ final class ModelTests: XCTestCase {
         }
     }
 
+    func testHostileHeadersAreErrorsNotCrashes() throws {
+        let dir = try temporaryCopyOfModel()
+        let weights = dir.appendingPathComponent("emotion-cnn.safetensors")
+        for header in [#"{"x":{"dtype":"F32","shape":[-1],"data_offsets":[4,0]}}"#,
+                       #"{"x":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,0]}}"#,
+                       #"{"x":{"dtype":"F16","shape":[1],"data_offsets":[0,2]}}"#, "[1, 2]"] {
+            var data = Data()
+            withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { data.append(contentsOf: $0) }
+            data.append(contentsOf: Array(header.utf8))
+            data.append(contentsOf: [UInt8](repeating: 0, count: 16))
+            try data.write(to: weights)
+            XCTAssertThrowsError(try ModelWeights(cardURL: dir.appendingPathComponent("emotion-cnn.json"))) { error in
+                XCTAssertTrue("\(error)".contains("corrupt model file"), "\(error)")
+            }
+        }
+    }
+
     func testCardThatDisagreesWithWeightsIsAMismatch() throws {
         let dir = try temporaryCopyOfModel()
         let cardURL = dir.appendingPathComponent("emotion-cnn.json")
