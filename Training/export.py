@@ -1,7 +1,7 @@
 """Export the trained model to Models/ and regenerate the test fixtures that pin Swift to PyTorch.
 
     python3 export.py          # after train.py --final (and, for the card's CV figures, the 5 folds)
-    python3 export.py --speaker-norm   # the same for the speaker-normalised runs (runs/sn-*)
+    python3 export.py --speaker-norm   # the speaker-normalised runs (runs/sn-*) as Models/emotion-cnn-sn.*
 
 Writes Models/emotion-cnn.safetensors, Models/emotion-cnn.json (the model card, with the
 cross-validation results aggregated from runs/fold*.json) and the fixtures under Tests/.
@@ -76,11 +76,11 @@ def summarise(folds, predictions):
     }
 
 
-def card(final, evaluation):
+def card(final, evaluation, name):
     result = {
-        "name": "emotion-cnn",
+        "name": name,
         "date": datetime.date.today().isoformat(),
-        "weights": "emotion-cnn.safetensors",
+        "weights": f"{name}.safetensors",
         "labels": EMOTIONS,
         "sexLabels": SEXES,
         "features": {"sampleRate": fe.SAMPLE_RATE, "windowLength": fe.WIN, "hopLength": fe.HOP, "fftSize": fe.N_FFT,
@@ -120,7 +120,7 @@ def card(final, evaluation):
     return result
 
 
-def fixtures(model, population=None):
+def fixtures(model, name, population=None):
     """Front-end reference (numpy, float64) and golden CNN logits (PyTorch) for the Swift tests."""
     clip = DATA / "Actor_01" / "03-01-05-02-01-01-01.flac"
     wave, _ = soundfile.read(clip, dtype="float32")
@@ -140,8 +140,8 @@ def fixtures(model, population=None):
     logmel = fe.LogMel()
     w = int(fe.WINDOW_SECONDS * fe.SAMPLE_RATE)
     windows = []
-    for name in ["Actor_02/03-01-03-02-01-01-02.flac", "Actor_07/03-01-04-01-02-02-07.flac"]:
-        x, _ = soundfile.read(DATA / name, dtype="float32")
+    for clip_name in ["Actor_02/03-01-03-02-01-01-02.flac", "Actor_07/03-01-04-01-02-02-07.flac"]:
+        x, _ = soundfile.read(DATA / clip_name, dtype="float32")
         start = fe.window_starts(fe.speech_region(x), len(x))[0]
         windows.append(logmel.logmel(torch.from_numpy(fe.cut(x, start, w))[None])[0])
     rng = np.random.default_rng(1)
@@ -157,24 +157,24 @@ def fixtures(model, population=None):
     with torch.no_grad():
         emotion, sex = model(fe.znorm(feats.transpose(1, 2)).unsqueeze(1))
     tensors.update({"emotion_logits": emotion.numpy(), "sex_logits": sex.numpy()})
-    safetensors_io.save(ROOT / "Tests/ModelTests/Fixtures/golden.safetensors", tensors,
+    safetensors_io.save(ROOT / f"Tests/ModelTests/Fixtures/{name}.golden.safetensors", tensors,
                         {"generator": "Training/export.py (PyTorch eval mode, fp32)"})
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--speaker-norm", action="store_true", help="export the speaker-normalised runs (runs/sn-*)")
-    prefix = "sn-" if p.parse_args().speaker_norm else ""
+    prefix, name = ("sn-", "emotion-cnn-sn") if p.parse_args().speaker_norm else ("", "emotion-cnn")
     final = json.loads((RUNS / f"{prefix}final.json").read_text())
     evaluation = cross_validation(prefix)
     MODELS.mkdir(exist_ok=True)
-    shutil.copyfile(RUNS / f"{prefix}final.safetensors", MODELS / "emotion-cnn.safetensors")
-    (MODELS / "emotion-cnn.json").write_text(json.dumps(card(final, evaluation), indent=2) + "\n")
+    shutil.copyfile(RUNS / f"{prefix}final.safetensors", MODELS / f"{name}.safetensors")
+    (MODELS / f"{name}.json").write_text(json.dumps(card(final, evaluation, name), indent=2) + "\n")
     model = EmotionCNN(tuple(final["channels"]))
-    state = {k: torch.from_numpy(v.copy()) for k, v in safetensors_io.load(MODELS / "emotion-cnn.safetensors").items()}
+    state = {k: torch.from_numpy(v.copy()) for k, v in safetensors_io.load(MODELS / f"{name}.safetensors").items()}
     model.load_state_dict(state, strict=False)
     population = np.array(final["population_mean"], dtype=np.float32) if "population_mean" in final else None
-    fixtures(model, population)
+    fixtures(model, name, population)
     print(json.dumps(evaluation, indent=1))
 
 

@@ -121,7 +121,7 @@ public final class ClipAnalyzer {
             path: path, duration: Double(n) / rate,
             emotion: meanProbabilities(predictions.map(\.emotion)), sex: meanProbabilities(predictions.map(\.sex)),
             speechRegion: Double(region.lowerBound) / rate..<Double(region.upperBound) / rate,
-            segments: nil, nonFiniteSamples: 0, normalisation: normalisation.name)
+            segments: nil, nonFiniteSamples: 0, normalisation: means.name)
         if segments { result.segments = gridWindows(stream, normalisation: normalisation) }
         if keepFeatures { (result.frames, result.energies) = (stream.frames, stream.energies) }
         return result

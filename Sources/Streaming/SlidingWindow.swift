@@ -85,7 +85,7 @@ public final class SlidingWindow {
         means.hear(heardFrames..<max(heardFrames, upTo), of: stream, gate: speech)
         heardFrames = max(heardFrames, upTo)
         var event = LiveEvent(end: Double(end) / rate, start: Double(end - windowSamples) / rate, voice: voice,
-                              levelDbfs: max(-120, 10 * log10(power + 1e-12)), normalisation: means.mode.name)
+                              levelDbfs: max(-120, 10 * log10(power + 1e-12)), normalisation: means.name)
         guard voice else {
             smoother.silence()
             return event

@@ -41,6 +41,9 @@ struct SpeakerMeans {
     /// Whether the model wants a speaker mean at all.
     var applies: Bool { model != nil }
 
+    /// What events report: a model without speaker normalisation uses none, whatever was asked.
+    var name: String { applies ? mode.name : Normalisation.none.name }
+
     /// The mean to use now, given the speech `heard` so far (nil for a model without normalisation).
     var current: [Float]? {
         guard let model else { return nil }

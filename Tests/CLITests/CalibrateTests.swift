@@ -1,13 +1,15 @@
 import Foundation
 import XCTest
 
+/// Speaker normalisation needs a model trained with it: the speaker-normalised variant in Models/.
 final class CalibrateTests: XCTestCase {
+    static let model = "Models/emotion-cnn-sn.json"
     let neutral = ["03-01-01-01-01-01-03", "03-01-01-01-02-01-03", "03-01-01-01-01-02-03", "03-01-01-01-02-02-03"].map(CLI.clip)
     let angry = CLI.clip("03-01-05-02-01-01-03")
 
     func testReplayCalibrationWritesAProfileThatAnalyzeAndListenUse() throws {
         let profile = try temporaryDirectory(self).appendingPathComponent("me.json")
-        let run = try CLI.run(["calibrate", "--profile", profile.path, "--replay"] + neutral)
+        let run = try CLI.run(["calibrate", "--model", Self.model, "--profile", profile.path, "--replay"] + neutral)
         XCTAssertEqual(run.status, 0, run.stderr)
         let written = json(try String(contentsOf: profile, encoding: .utf8))
         XCTAssertEqual((written["mean"] as? [Double])?.count, 40)
@@ -15,14 +17,14 @@ final class CalibrateTests: XCTestCase {
         XCTAssertEqual((written["sex"] as? [String: Any])?["label"] as? String, "male", "actor 03 is male")
         XCTAssertNotNil(written["features"])
 
-        let analysed = try CLI.run(["analyze", "--format", "jsonl", "--profile", profile.path, angry])
+        let analysed = try CLI.run(["analyze", "--model", Self.model, "--format", "jsonl", "--profile", profile.path, angry])
         XCTAssertEqual(analysed.status, 0, analysed.stderr)
         XCTAssertNotNil(json(analysed.stdout)["label"])
 
-        let live = try CLI.run(["listen", "--replay", angry, "--fast", "--headless", "--profile", profile.path])
+        let live = try CLI.run(["listen", "--model", Self.model, "--replay", angry, "--fast", "--headless", "--profile", profile.path])
         XCTAssertEqual(live.status, 0, live.stderr)
         XCTAssertTrue(live.lines.allSatisfy { json($0)["norm"] as? String == "profile" })
-        let online = try CLI.run(["listen", "--replay", angry, "--fast", "--headless"])
+        let online = try CLI.run(["listen", "--model", Self.model, "--replay", angry, "--fast", "--headless"])
         XCTAssertTrue(online.lines.allSatisfy { json($0)["norm"] as? String == "online" })
     }
 
@@ -31,13 +33,13 @@ final class CalibrateTests: XCTestCase {
         let profile = dir.appendingPathComponent("me.json"), silence = dir.appendingPathComponent("silence.wav")
         try CLI.sox(["-n", "-r", "16000", "-c", "1", "-b", "16", silence.path, "trim", "0", "20"])
         try Data("old profile".utf8).write(to: profile)
-        let run = try CLI.run(["calibrate", "--profile", profile.path, "--replay", silence.path])
+        let run = try CLI.run(["calibrate", "--model", Self.model, "--profile", profile.path, "--replay", silence.path])
         XCTAssertNotEqual(run.status, 0)
         XCTAssertTrue(run.stderr.contains("heard only 0.0 s of speech"), run.stderr)
         XCTAssertEqual(run.stderr.split(separator: "\n").count, 1, run.stderr)
         XCTAssertEqual(try String(contentsOf: profile, encoding: .utf8), "old profile")
         // One short clip is under 3 s of speech too.
-        let short = try CLI.run(["calibrate", "--profile", profile.path, "--replay", neutral[0]])
+        let short = try CLI.run(["calibrate", "--model", Self.model, "--profile", profile.path, "--replay", neutral[0]])
         XCTAssertTrue(short.stderr.contains("calibration needs at least 3 s"), short.stderr)
     }
 
@@ -45,14 +47,14 @@ final class CalibrateTests: XCTestCase {
         let dir = try temporaryDirectory(self)
         let truncated = dir.appendingPathComponent("truncated.json"), mismatched = dir.appendingPathComponent("other.json")
         let good = dir.appendingPathComponent("good.json")
-        XCTAssertEqual(try CLI.run(["calibrate", "--profile", good.path, "--replay"] + neutral).status, 0)
+        XCTAssertEqual(try CLI.run(["calibrate", "--model", Self.model, "--profile", good.path, "--replay"] + neutral).status, 0)
         let text = try String(contentsOf: good, encoding: .utf8)
         try text.prefix(text.count / 2).write(to: truncated, atomically: true, encoding: .utf8)
         try text.replacingOccurrences(of: "\"melBands\" : 40", with: "\"melBands\" : 64")
             .write(to: mismatched, atomically: true, encoding: .utf8)
         for (profile, message) in [(truncated, "not a valid profile"), (mismatched, "other front-end parameters")] {
             // The audio path does not exist: the profile must be refused before it is looked at.
-            let run = try CLI.run(["analyze", "--profile", profile.path, "/nonexistent.wav"])
+            let run = try CLI.run(["analyze", "--model", Self.model, "--profile", profile.path, "/nonexistent.wav"])
             XCTAssertNotEqual(run.status, 0)
             XCTAssertTrue(run.stderr.contains(message), run.stderr)
             XCTAssertFalse(run.stdout.contains("nonexistent"), run.stdout)
@@ -62,7 +64,7 @@ final class CalibrateTests: XCTestCase {
     func testEvaluateScoresTheSameClipsInEveryCalibrationMode() throws {
         var clips: [Int] = []
         for mode in ["none", "online", "neutral"] {
-            let run = try CLI.run(["evaluate", CLI.shared.path, "--actors", "3", "--calibration", mode, "--format", "json"])
+            let run = try CLI.run(["evaluate", "--model", Self.model, CLI.shared.path, "--actors", "3", "--calibration", mode, "--format", "json"])
             XCTAssertEqual(run.status, 0, run.stderr)
             clips.append(json(run.stdout)["clips"] as! Int)
         }

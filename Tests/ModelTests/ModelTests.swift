@@ -8,9 +8,17 @@ final class ModelTests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
     static let cardURL = root.appendingPathComponent("Models/emotion-cnn.json")
 
+    /// Every shipped model (Models/NAME.json) has golden inputs and PyTorch's outputs in Fixtures/NAME.golden.
     func testReproducesPyTorchLogits() throws {
-        let golden = try SafeTensors(contentsOf: Bundle.module.url(forResource: "Fixtures/golden", withExtension: "safetensors")!)
-        let weights = try ModelWeights(cardURL: Self.cardURL)
+        let cards = try FileManager.default.contentsOfDirectory(atPath: Self.root.appendingPathComponent("Models").path)
+            .filter { $0.hasSuffix(".json") }.sorted()
+        XCTAssertFalse(cards.isEmpty)
+        for card in cards { try checkGolden(model: String(card.dropLast(5))) }
+    }
+
+    private func checkGolden(model: String) throws {
+        let golden = try SafeTensors(contentsOf: Bundle.module.url(forResource: "Fixtures/\(model).golden", withExtension: "safetensors")!)
+        let weights = try ModelWeights(cardURL: Self.root.appendingPathComponent("Models/\(model).json"))
         let windows = golden.tensors["windows"]!
         XCTAssertEqual(Array(windows.shape.dropFirst()), [weights.card.windowFrames, weights.card.features.melBands])
         // A speaker-normalised model's golden inputs come with one speaker mean per window.

@@ -7,15 +7,17 @@ import XCTest
 final class SlidingWindowTests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
     static let weights = try! ModelWeights(cardURL: root.appendingPathComponent("Models/emotion-cnn.json"))
+    /// Speaker-normalised: online, each window uses the speech heard up to its end.
+    static let normalised = try! ModelWeights(cardURL: root.appendingPathComponent("Models/emotion-cnn-sn.json"))
     static let clip = root.appendingPathComponent("../shared/data/ravdess/Actor_01/03-01-05-02-01-01-01.flac").standardized.path
 
-    func analyzer() -> ClipAnalyzer {
-        ClipAnalyzer(classifier: EmotionClassifier(weights: Self.weights), windows: WindowSettings(), speech: SpeechActivity())
+    func analyzer(_ weights: ModelWeights = weights) -> ClipAnalyzer {
+        ClipAnalyzer(classifier: EmotionClassifier(weights: weights), windows: WindowSettings(), speech: SpeechActivity())
     }
 
-    func live(_ path: String, chunk: (Int) -> Int) throws -> [LiveEvent] {
+    func live(_ path: String, weights: ModelWeights = weights, chunk: (Int) -> Int) throws -> [LiveEvent] {
         let file = try AudioFile(path: path)
-        let window = try SlidingWindow(classifier: EmotionClassifier(weights: Self.weights), windows: WindowSettings(),
+        let window = try SlidingWindow(classifier: EmotionClassifier(weights: weights), windows: WindowSettings(),
                                        speech: SpeechActivity(), smoothing: SmoothingSettings(), inputRate: file.sampleRate)
         var events: [LiveEvent] = [], block: [Float] = [], i = 0
         while true {
@@ -29,8 +31,14 @@ final class SlidingWindowTests: XCTestCase {
 
     /// The same audio through `listen`'s sliding window and `analyze --segments` gives the same windows.
     func testLiveWindowsEqualAnalyzeSegments() throws {
-        let segments = try analyzer().analyze(path: Self.clip, segments: true).segments!
-        let events = try live(Self.clip) { [160, 1, 4_321, 999, 8_000][$0 % 5] }
+        for weights in [Self.weights, Self.normalised] {
+            try checkLiveEqualsSegments(weights)
+        }
+    }
+
+    private func checkLiveEqualsSegments(_ weights: ModelWeights) throws {
+        let segments = try analyzer(weights).analyze(path: Self.clip, segments: true).segments!
+        let events = try live(Self.clip, weights: weights) { [160, 1, 4_321, 999, 8_000][$0 % 5] }
         XCTAssertEqual(events.map(\.end), segments.map(\.end))
         XCTAssertEqual(events.map(\.voice), segments.map(\.voice))
         for (e, s) in zip(events, segments) {
