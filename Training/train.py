@@ -128,7 +128,7 @@ def main():
     p.add_argument("--data", default=str(pathlib.Path(__file__).resolve().parents[2] / "shared/data/ravdess"))
     p.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parent / "runs"))
     p.add_argument("--channels", default="24,48,96,192")
-    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--epochs", type=int, default=120)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--lr", type=float, default=4e-3)
     p.add_argument("--seed", type=int, default=0)
