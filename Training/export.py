@@ -113,7 +113,7 @@ def card(final, evaluation, name):
             "populationMean": final["population_mean"],
             "onlinePriorSeconds": evaluation["onlinePriorSeconds"] if evaluation else 2.0,
             "description": "before the window z-norm, every log-mel frame minus the speaker's mean log-mel over speech "
-                           "frames (frames whose first two 10 ms energies average above -50 dBFS); training used each "
+                           "frames (frames whose first two 10 ms energies average above -60 dBFS); training used each "
                            "actor's mean over all their clips",
         }
         result["normalisation"] = "speaker mean subtracted per frame, then " + result["normalisation"]

@@ -9,7 +9,7 @@ import torch
 
 import frontend as fe
 
-VOICE_DBFS = -50.0
+VOICE_DBFS = -60.0
 
 
 def speech_mask(wave, n_frames):
