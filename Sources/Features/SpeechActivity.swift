@@ -33,7 +33,7 @@ public struct SpeechActivity: Codable, Equatable, Sendable {
     public var regionPadSeconds: Double = 0.1
     /// Voice gate: a frame is voiced when louder than `thresholdDbfs`; a window carries voice
     /// when at least `minimumVoicedSeconds` of its frames are voiced.
-    public var thresholdDbfs: Double = -50
+    public var thresholdDbfs: Double = -60
     public var minimumVoicedSeconds: Double = 0.25
 
     public init() {}
