@@ -64,29 +64,28 @@ struct Calibrate: ParsableCommand {
         let analyzer = ClipAnalyzer(classifier: EmotionClassifier(weights: weights), windows: config.windows, speech: config.speech)
         let frameSeconds = Double(weights.card.features.hopLength) / Double(weights.card.features.sampleRate)
         var mean = SpeakerMean(bands: weights.card.features.melBands)
-        var captured: FeatureStream?
+        let source = replay.isEmpty ? "device \(device ?? config.listen.device)" : replay.joined(separator: ", ")
+        // Each recording is decoded once: for the mean now, for the speaker sex below.
+        var streams: [(stream: FeatureStream, name: String)] = []
         if replay.isEmpty {
-            captured = try listen(card: weights.card, config: config, into: &mean)
+            streams = [(try listen(card: weights.card, config: config, into: &mean), source)]
         } else {
-            for path in replay {
-                do { mean.add(try analyzer.speakerMean(path: path)) } catch { throw Failure("\(error)") }
-            }
+            do { streams = try replay.map { (try analyzer.features(path: $0).0, $0) } } catch { throw Failure("\(error)") }
+            for s in streams { mean.add(analyzer.speakerMean(of: s.stream)) }
         }
         let speech = Double(mean.frames) * frameSeconds
         guard speech >= Self.minimumSpeech, let vector = mean.mean() else {
             throw Failure(String(format: "heard only %.1f s of speech; calibration needs at least %.0f s (check the microphone and speak closer)",
                                  speech, Self.minimumSpeech))
         }
-        let source = replay.isEmpty ? "device \(device ?? config.listen.device)" : replay.joined(separator: ", ")
         var result = SpeakerProfile(mean: vector, features: weights.card.features, speechSeconds: speech, source: source,
                                     sex: SpeakerProfile.Sex(label: "", confidence: 0))
         // Which voice the model hears through the new profile.
         let normalisation = Normalisation.profile(result)
         let heard: [ClipResult]
-        do {
-            heard = try captured.map { [try analyzer.analyze(stream: $0, path: source, normalisation: normalisation)] }
-                ?? replay.map { try analyzer.analyze(path: $0, normalisation: normalisation) }
-        } catch { throw Failure("\(error)") }
+        do { heard = try streams.map { try analyzer.analyze(stream: $0.stream, path: $0.name, normalisation: normalisation) } } catch {
+            throw Failure("\(error)")
+        }
         let sex = meanProbabilities(heard.map { $0.sex })
         let (label, confidence) = top(sex, weights.card.sexLabels)
         result.sex = SpeakerProfile.Sex(label: label, confidence: Double(confidence))

@@ -84,14 +84,18 @@ public final class ClipAnalyzer {
 
     /// The speaker mean over a file's speech frames (for calibration profiles).
     public func speakerMean(path: String) throws -> SpeakerMean {
-        let (stream, _) = try features(path: path)
+        try speakerMean(of: features(path: path).0)
+    }
+
+    /// The speaker mean over the speech frames of a whole stream.
+    public func speakerMean(of stream: FeatureStream) -> SpeakerMean {
         var mean = SpeakerMean(bands: card.features.melBands)
         stream.accumulateSpeech(frames: 0..<card.features.frameCount(samples: stream.sampleCount), into: &mean, gate: speech)
         return mean
     }
 
     /// Decodes a whole file, block by block, into a feature stream.
-    func features(path: String) throws -> (FeatureStream, AudioFile) {
+    public func features(path: String) throws -> (FeatureStream, AudioFile) {
         let file = try AudioFile(path: path)
         let stream = try FeatureStream(parameters: card.features, inputRate: file.sampleRate)
         var block: [Float] = []
