@@ -82,10 +82,8 @@ struct Calibrate: ParsableCommand {
                                     sex: SpeakerProfile.Sex(label: "", confidence: 0))
         // Which voice the model hears through the new profile.
         let normalisation = Normalisation.profile(result)
-        let heard: [ClipResult]
-        do { heard = try streams.map { try analyzer.analyze(stream: $0.stream, path: $0.name, normalisation: normalisation) } } catch {
-            throw Failure("\(error)")
-        }
+        // A recording without speech among others adds nothing to the mean, nor to this.
+        let heard = streams.compactMap { try? analyzer.analyze(stream: $0.stream, path: $0.name, normalisation: normalisation) }
         let sex = meanProbabilities(heard.map { $0.sex })
         let (label, confidence) = top(sex, weights.card.sexLabels)
         result.sex = SpeakerProfile.Sex(label: label, confidence: Double(confidence))
