@@ -115,14 +115,19 @@ struct Calibrate: ParsableCommand {
         var buffer = [Float](repeating: 0, count: ring.capacity)
         var heardFrames = 0
         let started = Date()
-        while Double(mean.frames) * frameSeconds < seconds && Date().timeIntervalSince(started) < timeout {
+        // Audio is taken in 20 ms steps so the count stops at --seconds even when a device delivers in bursts.
+        let step = capture.format.sampleRate / 50
+        var enough: Bool { Double(mean.frames) * frameSeconds >= seconds }
+        while !enough && Date().timeIntervalSince(started) < timeout {
             usleep(50_000)
             if let failure = thread.failure { throw Failure(failure.description) }
             let n = buffer.withUnsafeMutableBufferPointer { ring.read(into: $0) }
-            try stream.push(buffer[0..<n])
-            let upTo = card.features.frameCount(samples: stream.sampleCount)
-            stream.accumulateSpeech(frames: heardFrames..<upTo, into: &mean, gate: config.speech)
-            heardFrames = upTo
+            for start in stride(from: 0, to: n, by: step) where !enough {
+                try stream.push(buffer[start..<min(n, start + step)])
+                let upTo = card.features.frameCount(samples: stream.sampleCount)
+                stream.accumulateSpeech(frames: heardFrames..<upTo, into: &mean, gate: config.speech)
+                heardFrames = upTo
+            }
             let recent = stream.energies.suffix(10)
             let dbfs = recent.isEmpty ? -120 : max(-120, 10 * log10(Double(recent.reduce(0, +)) / Double(recent.count) + 1e-12))
             let line = levelMeter(dbfs: dbfs, colour: colour).text

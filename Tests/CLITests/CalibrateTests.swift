@@ -28,6 +28,47 @@ final class CalibrateTests: XCTestCase {
         XCTAssertTrue(online.lines.allSatisfy { json($0)["norm"] as? String == "online" })
     }
 
+    /// The microphone path, through the real ALSA capture code against a PCM playing actor 03's
+    /// neutral clips. That PCM delivers as fast as it can, so the ring is made big enough to hold them all.
+    func testMicrophoneCalibrationStopsAtTheRequestedSpeech() throws {
+        let dir = try temporaryDirectory(self)
+        let raw = dir.appendingPathComponent("mic.raw"), profile = dir.appendingPathComponent("me.json")
+        try CLI.sox(neutral + ["-t", "raw", "-e", "floating-point", "-b", "32", "-c", "1", "-r", "48000", raw.path])
+        let run = try CLI.run(["calibrate", "--config", try bigRingConfig(in: dir), "--device", "testcap", "--seconds", "4",
+                               "--profile", profile.path], environment: try CLI.filePCM(playing: raw, in: dir))
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stdout.contains("Read this aloud"), run.stdout)
+        XCTAssertTrue(run.stdout.contains(" of 4 s"), "shows the seconds of speech heard: \(run.stdout)")
+        let written = json(try String(contentsOf: profile, encoding: .utf8))
+        XCTAssertEqual(written["speechSeconds"] as! Double, 4, accuracy: 0.2, "stops at --seconds of speech")
+        XCTAssertEqual(written["source"] as? String, "device testcap")
+        XCTAssertEqual((written["sex"] as? [String: Any])?["label"] as? String, "male")
+    }
+
+    /// A silent microphone (the same PCM playing zeros) gives up at --timeout and writes nothing.
+    func testSilentMicrophoneFailsAfterTheTimeout() throws {
+        let dir = try temporaryDirectory(self)
+        let raw = dir.appendingPathComponent("silence.raw"), profile = dir.appendingPathComponent("me.json")
+        try Data(count: 48_000 * 4).write(to: raw)
+        let run = try CLI.run(["calibrate", "--config", try bigRingConfig(in: dir), "--device", "testcap", "--timeout", "1",
+                               "--profile", profile.path], environment: try CLI.filePCM(playing: raw, in: dir))
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.stderr.contains("heard only 0.0 s of speech"), run.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: profile.path))
+    }
+
+    /// config.json with the speaker-normalised model and a 32 s ring.
+    private func bigRingConfig(in dir: URL) throws -> String {
+        var config = json(try String(contentsOf: CLI.root.appendingPathComponent("config.json"), encoding: .utf8))
+        var listen = config["listen"] as! [String: Any]
+        listen["ringSeconds"] = 32
+        config["listen"] = listen
+        config["model"] = CLI.root.appendingPathComponent(Self.model).path
+        let url = dir.appendingPathComponent("config.json")
+        try JSONSerialization.data(withJSONObject: config).write(to: url)
+        return url.path
+    }
+
     func testTooLittleSpeechFailsAndKeepsTheOldProfile() throws {
         let dir = try temporaryDirectory(self)
         let profile = dir.appendingPathComponent("me.json"), silence = dir.appendingPathComponent("silence.wav")

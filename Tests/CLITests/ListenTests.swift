@@ -120,23 +120,14 @@ final class ListenTests: XCTestCase {
         XCTAssertTrue(run.stderr.contains("emotion-monitor devices"), run.stderr)
     }
 
-    /// The real ALSA capture path, against a PCM that plays a raw file, defined via ALSA_CONFIG_PATH.
-    /// Its null slave grants whatever is asked, and `listen` asks for 48 kHz mono float: the file is that.
+    /// The real ALSA capture path, against a PCM that plays a raw file. `listen` asks for 48 kHz mono
+    /// float: the file is that.
     func testListenCapturesFromAnALSADeviceByName() throws {
         let dir = try temporaryDirectory(self)
-        let raw = dir.appendingPathComponent("speech.raw"), conf = dir.appendingPathComponent("asound.conf")
+        let raw = dir.appendingPathComponent("speech.raw")
         try CLI.sox([angry, "-t", "raw", "-e", "floating-point", "-b", "32", "-c", "1", "-r", "48000", raw.path])
-        try """
-        pcm.testcap {
-            type file
-            slave.pcm { type null }
-            file "/dev/null"
-            infile "\(raw.path)"
-            format "raw"
-        }
-        """.write(to: conf, atomically: true, encoding: .utf8)
         let run = try CLI.run(["listen", "--device", "testcap", "--duration", "4", "--headless"],
-                              environment: ["ALSA_CONFIG_PATH": conf.path])
+                              environment: try CLI.filePCM(playing: raw, in: dir))
         XCTAssertEqual(run.status, 0, run.stderr)
         let events = run.lines.map { json($0) }
         XCTAssertEqual(events.map { $0["offset"] as! Double }, [3.0, 3.5, 4.0])

@@ -56,6 +56,23 @@ enum CLI {
         return shared.appendingPathComponent("Actor_\(actor)/\(name).flac").path
     }
 
+    /// The environment that defines an ALSA capture PCM `testcap` playing the raw file `raw` (then
+    /// zeros forever), via ALSA_CONFIG_PATH: the real capture path without a sound card. Its null
+    /// slave grants whatever is asked, so the raw file must be in the format the program asks for.
+    static func filePCM(playing raw: URL, in dir: URL) throws -> [String: String] {
+        let conf = dir.appendingPathComponent("asound.conf")
+        try """
+        pcm.testcap {
+            type file
+            slave.pcm { type null }
+            file "/dev/null"
+            infile "\(raw.path)"
+            format "raw"
+        }
+        """.write(to: conf, atomically: true, encoding: .utf8)
+        return ["ALSA_CONFIG_PATH": conf.path]
+    }
+
     /// Runs sox (installed by setup.sh) to make a test input.
     static func sox(_ arguments: [String]) throws {
         let p = Process()
