@@ -41,6 +41,8 @@ struct LiveBenchmark {
         print(String(format: "hop latency     median %.2f ms, p99 %.2f ms (analysis of one hop)", 1000 * percentile(hops, 0.5), 1000 * percentile(hops, 0.99)))
         print(String(format: "audio to label  median %.1f ms, p99 %.1f ms after the window's last sample reached the ring",
                      1000 * percentile(delays.sorted(), 0.5), 1000 * percentile(delays.sorted(), 0.99)))
+        print("speaker mean    \(window.normalisation): " + String(format: "%.1f µs per hop on average, %.2f %% of a hop's analysis",
+                     1e6 * window.speakerMeanSeconds / Double(max(1, hops.count)), 100 * window.speakerMeanSeconds / max(1e-9, hops.reduce(0, +))))
         print("dropped         \(monitor.droppedSamples) samples")
         print("peak memory     \(peakResidentMegabytes()) MB resident")
     }

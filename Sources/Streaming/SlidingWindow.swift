@@ -1,3 +1,4 @@
+import Dispatch
 import Features
 import Foundation
 import Model
@@ -36,6 +37,10 @@ public final class SlidingWindow {
     private var nextEnd: Int
     private var frames: [Float] = []
     private let windowSamples: Int, hopSamples: Int
+    /// Time spent keeping and reading the speaker mean, so `bench --live` can show what online normalisation costs.
+    public private(set) var speakerMeanSeconds = 0.0
+    /// How the speaker mean is obtained ("profile", "online" or "none").
+    public var normalisation: String { means.name }
 
     public init(classifier: EmotionClassifier, windows: WindowSettings, speech: SpeechActivity,
                 smoothing: SmoothingSettings, normalisation: Normalisation = .online, inputRate: Int) throws {
@@ -81,9 +86,12 @@ public final class SlidingWindow {
         let recent = energies.suffix(hopSamples / EnergyMeter.frameLength)
         let power = recent.isEmpty ? 0 : Double(recent.reduce(0, +)) / Double(recent.count)
         // Online: the speech up to this window's end joins the speaker mean (silence never moves it).
+        let started = DispatchTime.now().uptimeNanoseconds
         let upTo = classifier.card.features.frameCount(samples: end)
         means.hear(heardFrames..<max(heardFrames, upTo), of: stream, gate: speech)
         heardFrames = max(heardFrames, upTo)
+        let speakerMean = means.current
+        speakerMeanSeconds += Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         var event = LiveEvent(end: Double(end) / rate, start: Double(end - windowSamples) / rate, voice: voice,
                               levelDbfs: max(-120, 10 * log10(power + 1e-12)), normalisation: means.name)
         guard voice else {
@@ -93,7 +101,7 @@ public final class SlidingWindow {
         frames.removeAll(keepingCapacity: true)
         let hop = classifier.card.features.hopLength
         stream.appendWindow(startFrame: (end - windowSamples) / hop, count: classifier.card.windowFrames, to: &frames)
-        let speakerMeans = means.current.map { [$0] } ?? []
+        let speakerMeans = speakerMean.map { [$0] } ?? []
         let prediction = frames.withUnsafeBufferPointer { classifier.predict(frames: $0, count: 1, speakerMeans: speakerMeans)[0] }
         let (smoothed, label) = smoother.add(prediction.emotion)
         event.window = prediction
