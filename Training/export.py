@@ -40,7 +40,7 @@ def cross_validation(prefix=""):
     best = max(online, key=lambda m: online[m]["accuracy"]["mean"])
     return {"protocol": modes["none"]["protocol"] + "; speaker-normalised model, each actor's 56 non-neutral clips "
                         "scored under three ways of getting the speaker mean: none (population mean of the training "
-                        "actors), online (running mean over the clip's own speech, starting from the population mean "
+                        "actors' neutral means), online (running mean over the clip's own speech, starting from the population mean "
                         "weighted as N seconds of speech), neutral (mean over the actor's 4 neutral clips)",
             "onlinePriorSeconds": float(best.split(":")[1]),
             "none": modes["none"], "online": modes[best], "neutral": modes["neutral"],
@@ -114,7 +114,8 @@ def card(final, evaluation, name):
             "onlinePriorSeconds": evaluation["onlinePriorSeconds"] if evaluation else 2.0,
             "description": "before the window z-norm, every log-mel frame minus the speaker's mean log-mel over speech "
                            "frames (frames whose first two 10 ms energies average above -60 dBFS); training used each "
-                           "actor's mean over all their clips",
+                           "actor's mean over their 4 neutral clips, what a calibration in a normal voice gives; "
+                           "populationMean is the mean of those over the training actors",
         }
         result["normalisation"] = "speaker mean subtracted per frame, then " + result["normalisation"]
     return result

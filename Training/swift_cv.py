@@ -34,6 +34,9 @@ def main():
                 continue
             card = json.loads((ROOT / "Models" / f"{card_name}.json").read_text())
             card["weights"] = f"fold{k}.safetensors"
+            if "speakerNormalisation" in card:  # the fold's own training actors stand in for the population
+                fold = json.loads(weights.with_suffix(".json").read_text())
+                card["speakerNormalisation"]["populationMean"] = fold["population_mean"]
             shutil.copyfile(weights, pathlib.Path(tmp) / f"fold{k}.safetensors")
             (pathlib.Path(tmp) / f"fold{k}.json").write_text(json.dumps(card))
             out = subprocess.run([binary, "evaluate", str(ROOT.parent / "shared/data/ravdess"), "--actors", actors,
