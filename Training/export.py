@@ -112,6 +112,7 @@ def card(final, evaluation, name):
         result["speakerNormalisation"] = {
             "populationMean": final["population_mean"],
             "onlinePriorSeconds": evaluation["onlinePriorSeconds"] if evaluation else 2.0,
+            "speechThresholdDbfs": speaker.VOICE_DBFS,
             "description": "before the window z-norm, every log-mel frame minus the speaker's mean log-mel over speech "
                            "frames (frames whose first two 10 ms energies average above -60 dBFS); training used each "
                            "actor's mean over their 4 neutral clips, what a calibration in a normal voice gives; "

@@ -103,6 +103,7 @@ struct Calibrate: ParsableCommand {
         let ring = SampleRing(capacity: Int(config.listen.ringSeconds * Double(capture.format.sampleRate)))
         let thread = CaptureThread(device: capture, ring: ring)
         let stream = try FeatureStream(parameters: card.features, inputRate: capture.format.sampleRate)
+        let gate = card.speakerNormalisation?.speechGate ?? config.speech
         let frameSeconds = Double(card.features.hopLength) / Double(card.features.sampleRate)
         let colour = StatusLine.colourAllowed()
         print("Read this aloud in your normal voice, and keep talking until the count reaches \(Int(seconds)) s:\n\n  \(Self.passage)\n")
@@ -125,7 +126,7 @@ struct Calibrate: ParsableCommand {
             for start in stride(from: 0, to: n, by: step) where !enough {
                 try stream.push(buffer[start..<min(n, start + step)])
                 let upTo = card.features.frameCount(samples: stream.sampleCount)
-                stream.accumulateSpeech(frames: heardFrames..<upTo, into: &mean, gate: config.speech)
+                stream.accumulateSpeech(frames: heardFrames..<upTo, into: &mean, gate: gate)
                 heardFrames = upTo
             }
             let recent = stream.energies.suffix(10)

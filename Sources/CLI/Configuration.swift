@@ -54,7 +54,8 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Seconds between analysis windows (config windows.hopSeconds).")
     var hop: Double?
 
-    @Option(name: .customLong("vad-threshold"), help: "Voice-activity threshold in dBFS (config speech.thresholdDbfs).")
+    // Unconditional: the value is negative, and would otherwise be taken for a flag.
+    @Option(name: .customLong("vad-threshold"), parsing: .unconditional, help: "Voice-activity threshold in dBFS (config speech.thresholdDbfs).")
     var vadThreshold: Double?
 
     /// The configuration with flags applied, validated.

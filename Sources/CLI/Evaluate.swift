@@ -115,7 +115,8 @@ struct RavdessClip {
         let url = URL(fileURLWithPath: path)
         guard isAudioFile(path) else { return nil }
         let fields = url.deletingPathExtension().lastPathComponent.split(separator: "-")
-        guard fields.count == 7, fields.allSatisfy({ $0.count == 2 && $0.allSatisfy(\.isNumber) }),
+        // Vocal channel 01 is speech; 02 (song) is another task and must not join speech profiles.
+        guard fields.count == 7, fields.allSatisfy({ $0.count == 2 && $0.allSatisfy(\.isNumber) }), fields[1] == "01",
               let emotion = Int(fields[2]), (1...8).contains(emotion), let actor = Int(fields[6]) else { return nil }
         self.path = path
         self.emotion = emotion - 1

@@ -30,6 +30,8 @@ public struct ModelCard: Codable, Sendable {
         /// Weight of the population mean in the online running mean, in seconds of speech
         /// (chosen by cross-validation: see the card's evaluation).
         public var onlinePriorSeconds: Double
+        /// The voice gate for speaker-mean frames, in dBFS: the one the training means were gated with.
+        public var speechThresholdDbfs: Double
     }
 
     /// Feature frames in one analysis window.
@@ -54,6 +56,10 @@ public struct ModelCard: Codable, Sendable {
             guard norm.populationMean.count == card.features.melBands, norm.populationMean.allSatisfy(\.isFinite),
                   norm.onlinePriorSeconds >= 0 else {
                 throw ModelError.corrupt(url.path, reason: "speakerNormalisation needs \(card.features.melBands) finite populationMean values")
+            }
+            // A speech frame is gated on the 10 ms energies it starts with: the hop must be whole 10 ms frames.
+            guard (-120...0).contains(norm.speechThresholdDbfs), card.features.hopLength % EnergyMeter.frameLength == 0 else {
+                throw ModelError.corrupt(url.path, reason: "speakerNormalisation needs speechThresholdDbfs in -120...0 and a hop of whole 10 ms frames")
             }
         }
         return card

@@ -46,23 +46,31 @@ public final class StatusLine {
 
     /// The line for `event`, at most `width - 1` visible characters (the last column stays free so
     /// terminals never wrap).
+    /// On a narrow terminal the bars go first (the third first), so the label, normalisation and
+    /// counters stay.
     public func render(_ e: LiveEvent, width: Int, dropped: Int, overruns: Int) -> String {
-        var parts: [(text: String, visible: Int)] = [levelMeter(dbfs: e.levelDbfs, colour: colour)]
+        var parts: [(text: String, visible: Int, expendable: Int)] = []
+        let meter = levelMeter(dbfs: e.levelDbfs, colour: colour)
+        parts.append((meter.text, meter.visible, 0))
         if let label = e.label, let p = e.smoothed {
             let name = labels[label].uppercased() + " \(percent(p[label]))"
-            parts.append((paint(name, 1), name.count))
+            parts.append((paint(name, 1), name.count, 0))
             let ranked = p.indices.sorted { p[$0] > p[$1] }.prefix(3)
-            for i in ranked {
+            for (rank, i) in ranked.enumerated() {
                 let bar = labels[i] + " " + String(repeating: "█", count: max(1, Int((p[i] * 8).rounded())))
-                parts.append((bar, bar.count))
+                parts.append((bar, bar.count, 1 + rank))
             }
         } else {
-            parts.append((e.voice ? "speech" : paint("silence", 2), e.voice ? 6 : 7))
+            parts.append((e.voice ? "speech" : paint("silence", 2), e.voice ? 6 : 7, 0))
         }
         let norm = "norm \(e.normalisation)"
-        parts.append((norm, norm.count))
+        parts.append((norm, norm.count, 0))
         let counters = "drop \(dropped) xrun \(overruns)"
-        parts.append((dropped + overruns > 0 ? paint(counters, 33) : counters, counters.count))
+        parts.append((dropped + overruns > 0 ? paint(counters, 33) : counters, counters.count, 0))
+        while parts.reduce(-2, { $0 + 2 + $1.visible }) > width - 1,
+              let drop = parts.indices.filter({ parts[$0].expendable > 0 }).max(by: { parts[$0].expendable < parts[$1].expendable }) {
+            parts.remove(at: drop)
+        }
 
         var line = "", used = 0
         for part in parts {

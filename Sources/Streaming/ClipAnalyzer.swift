@@ -87,10 +87,11 @@ public final class ClipAnalyzer {
         try speakerMean(of: features(path: path).0)
     }
 
-    /// The speaker mean over the speech frames of a whole stream.
+    /// The speaker mean over the speech frames of a whole stream (gated as the model's training means were).
     public func speakerMean(of stream: FeatureStream) -> SpeakerMean {
         var mean = SpeakerMean(bands: card.features.melBands)
-        stream.accumulateSpeech(frames: 0..<card.features.frameCount(samples: stream.sampleCount), into: &mean, gate: speech)
+        stream.accumulateSpeech(frames: 0..<card.features.frameCount(samples: stream.sampleCount), into: &mean,
+                                gate: card.speakerNormalisation?.speechGate ?? speech)
         return mean
     }
 
@@ -118,7 +119,7 @@ public final class ClipAnalyzer {
 
         let starts = regionWindowStarts(region, sampleCount: n)
         var means = SpeakerMeans(mode: normalisation, card: card)
-        means.hear(0..<card.features.frameCount(samples: n), of: stream, gate: speech)
+        means.hear(0..<card.features.frameCount(samples: n), of: stream)
         let predictions = classify(stream, startSamples: starts, means: means.current.map { Array(repeating: $0, count: starts.count) })
         let rate = Double(card.features.sampleRate)
         var result = ClipResult(
@@ -155,7 +156,7 @@ public final class ClipAnalyzer {
         var heard = 0
         for (end, voice) in zip(ends, voiced) {
             let upTo = card.features.frameCount(samples: end)
-            means.hear(heard..<max(heard, upTo), of: stream, gate: speech)
+            means.hear(heard..<max(heard, upTo), of: stream)
             heard = max(heard, upTo)
             guard voice else { continue }
             starts.append(end - w)

@@ -64,7 +64,8 @@ public final class SlidingWindow {
             events.append(step(end: nextEnd))
             nextEnd += hopSamples
         }
-        stream.discard(before: nextEnd - windowSamples)
+        // Keep what the online speaker mean has not heard yet (a hop longer than the window skips audio).
+        stream.discard(before: min(nextEnd - windowSamples, heardFrames * classifier.card.features.hopLength))
         return events
     }
 
@@ -88,7 +89,7 @@ public final class SlidingWindow {
         // Online: the speech up to this window's end joins the speaker mean (silence never moves it).
         let started = DispatchTime.now().uptimeNanoseconds
         let upTo = classifier.card.features.frameCount(samples: end)
-        means.hear(heardFrames..<max(heardFrames, upTo), of: stream, gate: speech)
+        means.hear(heardFrames..<max(heardFrames, upTo), of: stream)
         heardFrames = max(heardFrames, upTo)
         let speakerMean = means.current
         speakerMeanSeconds += Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9

@@ -55,9 +55,19 @@ struct SpeakerMeans {
     }
 
     /// Adds the speech among `frames` of `stream` to what has been heard (online mode only).
-    mutating func hear(_ frames: Range<Int>, of stream: FeatureStream, gate: SpeechActivity) {
-        guard applies, case .online = mode else { return }
-        stream.accumulateSpeech(frames: frames, into: &heard, gate: gate)
+    mutating func hear(_ frames: Range<Int>, of stream: FeatureStream) {
+        guard let model, case .online = mode else { return }
+        stream.accumulateSpeech(frames: frames, into: &heard, gate: model.speechGate)
+    }
+}
+
+extension ModelCard.SpeakerNormalisation {
+    /// The gate for speaker-mean frames: the model's own, not `--vad-threshold`, because the means it
+    /// was trained with were gated at this level.
+    public var speechGate: SpeechActivity {
+        var gate = SpeechActivity()
+        gate.thresholdDbfs = speechThresholdDbfs
+        return gate
     }
 }
 
@@ -103,23 +113,31 @@ public struct SpeakerProfile: Codable, Sendable {
         guard profile.features == card.features else {
             throw ProfileError(path: path, reason: "made with other front-end parameters than the model's; calibrate again")
         }
-        guard profile.mean.count == card.features.melBands, profile.mean.allSatisfy(\.isFinite) else {
+        guard profile.mean.count == card.features.melBands else {
             throw ProfileError(path: path, reason: "its mean has \(profile.mean.count) values, the model needs \(card.features.melBands)")
         }
+        guard profile.mean.allSatisfy(\.isFinite) else { throw ProfileError(path: path, reason: "its mean is not finite") }
         guard card.speakerNormalisation != nil else {
             throw ProfileError(path: path, reason: "the model \(card.name) is not speaker-normalised, so a profile cannot help it")
         }
         return profile
     }
 
-    /// Writes the profile whole or not at all: to a temporary file beside it, then renamed over.
+    /// Writes the profile whole or not at all: to a temporary file beside it, flushed to disk, then
+    /// renamed over (so a power cut cannot leave an empty file where the old profile was).
     public func save(path: String) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let temporary = path + ".tmp-\(getpid())"
         do {
             try encoder.encode(self).write(to: URL(fileURLWithPath: temporary))
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: temporary))
+            try handle.synchronize()
+            try handle.close()
             guard rename(temporary, path) == 0 else { throw ProfileError(path: path, reason: String(cString: strerror(errno))) }
+            let folder = (path as NSString).deletingLastPathComponent
+            let fd = open(folder.isEmpty ? "." : folder, O_RDONLY)
+            if fd >= 0 { fsync(fd); close(fd) }
         } catch let error as ProfileError {
             unlink(temporary)
             throw error

@@ -69,6 +69,18 @@ final class CalibrateTests: XCTestCase {
         return url.path
     }
 
+    /// Speaker means are gated as the model's training means were, whatever --vad-threshold says.
+    func testTheVoiceThresholdFlagDoesNotChangeTheProfile() throws {
+        let dir = try temporaryDirectory(self)
+        let a = dir.appendingPathComponent("a.json"), b = dir.appendingPathComponent("b.json")
+        XCTAssertEqual(try CLI.run(["calibrate", "--model", Self.model, "--profile", a.path, "--replay"] + neutral).status, 0)
+        XCTAssertEqual(try CLI.run(["calibrate", "--model", Self.model, "--vad-threshold", "-35", "--profile", b.path,
+                                    "--replay"] + neutral).status, 0)
+        let (x, y) = (json(try String(contentsOf: a, encoding: .utf8)), json(try String(contentsOf: b, encoding: .utf8)))
+        XCTAssertEqual(x["mean"] as? [Double], y["mean"] as? [Double])
+        XCTAssertEqual(x["speechSeconds"] as? Double, y["speechSeconds"] as? Double)
+    }
+
     func testTooLittleSpeechFailsAndKeepsTheOldProfile() throws {
         let dir = try temporaryDirectory(self)
         let profile = dir.appendingPathComponent("me.json"), silence = dir.appendingPathComponent("silence.wav")

@@ -142,6 +142,7 @@ final class ListenTests: XCTestCase {
         XCTAssertFalse(frames.isEmpty)
         for frame in frames { XCTAssertLessThanOrEqual(frame.count, 59, frame) }
         XCTAssertTrue(frames.contains { $0.contains("dB") && $0.contains("%") }, "\(frames)")
+        XCTAssertTrue(frames.filter { $0.contains("%") }.allSatisfy { $0.contains("norm online") }, "bars give way to the normalisation: \(frames)")
         XCTAssertTrue(output.contains("\u{1B}[1m"), "colour on a terminal")
 
         let plain = try runInPseudoTerminal(["listen", "--replay", angry, "--fast"], columns: 60, environment: ["NO_COLOR": "1"])

@@ -11,13 +11,14 @@ final class SlidingWindowTests: XCTestCase {
     static let normalised = try! ModelWeights(cardURL: root.appendingPathComponent("Models/emotion-cnn-sn.json"))
     static let clip = root.appendingPathComponent("../shared/data/ravdess/Actor_01/03-01-05-02-01-01-01.flac").standardized.path
 
-    func analyzer(_ weights: ModelWeights = weights) -> ClipAnalyzer {
-        ClipAnalyzer(classifier: EmotionClassifier(weights: weights), windows: WindowSettings(), speech: SpeechActivity())
+    func analyzer(_ weights: ModelWeights = weights, windows: WindowSettings = WindowSettings()) -> ClipAnalyzer {
+        ClipAnalyzer(classifier: EmotionClassifier(weights: weights), windows: windows, speech: SpeechActivity())
     }
 
-    func live(_ path: String, weights: ModelWeights = weights, chunk: (Int) -> Int) throws -> [LiveEvent] {
+    func live(_ path: String, weights: ModelWeights = weights, windows: WindowSettings = WindowSettings(),
+              chunk: (Int) -> Int) throws -> [LiveEvent] {
         let file = try AudioFile(path: path)
-        let window = try SlidingWindow(classifier: EmotionClassifier(weights: weights), windows: WindowSettings(),
+        let window = try SlidingWindow(classifier: EmotionClassifier(weights: weights), windows: windows,
                                        speech: SpeechActivity(), smoothing: SmoothingSettings(), inputRate: file.sampleRate)
         var events: [LiveEvent] = [], block: [Float] = [], i = 0
         while true {
@@ -36,9 +37,18 @@ final class SlidingWindowTests: XCTestCase {
         }
     }
 
-    private func checkLiveEqualsSegments(_ weights: ModelWeights) throws {
-        let segments = try analyzer(weights).analyze(path: Self.clip, segments: true).segments!
-        let events = try live(Self.clip, weights: weights) { [160, 1, 4_321, 999, 8_000][$0 % 5] }
+    /// A hop longer than the window skips audio between windows; the online speaker mean must still hear it.
+    func testOnlineMeanHearsTheGapsWhenTheHopExceedsTheWindow() throws {
+        let long = try sox("long.wav", [Self.clip, Self.clip, Self.clip])
+        var windows = WindowSettings()
+        windows.hopSeconds = 4
+        try checkLiveEqualsSegments(Self.normalised, path: long, windows: windows)
+    }
+
+    private func checkLiveEqualsSegments(_ weights: ModelWeights, path: String = clip, windows: WindowSettings = WindowSettings()) throws {
+        let segments = try analyzer(weights, windows: windows).analyze(path: path, segments: true).segments!
+        let events = try live(path, weights: weights, windows: windows) { [160, 1, 4_321, 999, 8_000][$0 % 5] }
+        XCTAssertGreaterThan(segments.count, 1)
         XCTAssertEqual(events.map(\.end), segments.map(\.end))
         XCTAssertEqual(events.map(\.voice), segments.map(\.voice))
         for (e, s) in zip(events, segments) {
@@ -48,16 +58,23 @@ final class SlidingWindowTests: XCTestCase {
         }
     }
 
-    func testResampledStreamsAgreeToo() throws {
+    /// Runs sox on `arguments` into `name` in a fresh folder removed after the test; returns its path.
+    private func sox(_ name: String, _ arguments: [String]) throws -> String {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sw-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let wav = dir.appendingPathComponent("48k.wav").path
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        let output = dir.appendingPathComponent(name).path
         let sox = Process()
         sox.executableURL = URL(fileURLWithPath: "/usr/bin/sox")
-        sox.arguments = [Self.clip, "-r", "48000", "-b", "24", wav]
+        sox.arguments = arguments + [output]
         try sox.run()
         sox.waitUntilExit()
+        XCTAssertEqual(sox.terminationStatus, 0)
+        return output
+    }
+
+    func testResampledStreamsAgreeToo() throws {
+        let wav = try sox("48k.wav", [Self.clip, "-r", "48000", "-b", "24"])
         let segments = try analyzer().analyze(path: wav, segments: true).segments!
         let events = try live(wav) { [960, 7, 48_000][$0 % 3] }
         XCTAssertEqual(events.count, segments.count)
