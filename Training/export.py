@@ -105,7 +105,7 @@ def card(final, evaluation, name):
         "dataset": {"name": "RAVDESS (speech)", "licence": "CC BY-NC-SA 4.0",
                     "citation": "Livingstone SR, Russo FA (2018) The Ryerson Audio-Visual Database of Emotional Speech "
                                 "and Song (RAVDESS). PLoS ONE 13(5): e0196391. https://doi.org/10.1371/journal.pone.0196391"},
-        "limitations": "Acted North-American English speech from 24 young adult actors, studio quality; accuracy on "
+        "limitations": "Acted North-American English speech from 20 young adult actors (RAVDESS actors 01-20), studio quality; accuracy on "
                        "spontaneous speech, other languages, far microphones or noisy rooms is lower and unmeasured.",
     }
     if "population_mean" in final:
@@ -119,6 +119,11 @@ def card(final, evaluation, name):
                            "populationMean is the mean of those over the training actors",
         }
         result["normalisation"] = "speaker mean subtracted per frame, then " + result["normalisation"]
+        if evaluation:
+            result["limitations"] += (
+                f" Without a speaker profile (online or none) this model scores {evaluation['online']['accuracy']['mean']} % "
+                f"against {evaluation['neutral']['accuracy']['mean']} % with one, and its speaker-sex estimate drops from "
+                f"{evaluation['neutral']['sex_accuracy']['mean']} % to {evaluation['online']['sex_accuracy']['mean']} %.")
     return result
 
 
