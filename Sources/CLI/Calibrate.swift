@@ -62,7 +62,6 @@ struct Calibrate: ParsableCommand {
             throw Failure("the model \(weights.card.name) is not speaker-normalised: a profile cannot help it")
         }
         let analyzer = ClipAnalyzer(classifier: EmotionClassifier(weights: weights), windows: config.windows, speech: config.speech)
-        let frameSeconds = Double(weights.card.features.hopLength) / Double(weights.card.features.sampleRate)
         var mean = SpeakerMean(bands: weights.card.features.melBands)
         let source = replay.isEmpty ? "device \(device ?? config.listen.device)" : replay.joined(separator: ", ")
         // Each recording is decoded once: for the mean now, for the speaker sex below.
@@ -73,13 +72,11 @@ struct Calibrate: ParsableCommand {
             do { streams = try replay.map { (try analyzer.features(path: $0).0, $0) } } catch { throw Failure("\(error)") }
             for s in streams { mean.add(analyzer.speakerMean(of: s.stream)) }
         }
-        let speech = Double(mean.frames) * frameSeconds
-        guard speech >= Self.minimumSpeech, let vector = mean.mean() else {
+        let speech = Double(mean.frames) * weights.card.features.frameSeconds
+        guard speech >= Self.minimumSpeech, var result = SpeakerProfile(speech: mean, features: weights.card.features, source: source) else {
             throw Failure(String(format: "heard only %.1f s of speech; calibration needs at least %.0f s (check the microphone and speak closer)",
                                  speech, Self.minimumSpeech))
         }
-        var result = SpeakerProfile(mean: vector, features: weights.card.features, speechSeconds: speech, source: source,
-                                    sex: SpeakerProfile.Sex(label: "", confidence: 0))
         // Which voice the model hears through the new profile.
         let normalisation = Normalisation.profile(result)
         // A recording without speech among others adds nothing to the mean, nor to this.
@@ -104,7 +101,7 @@ struct Calibrate: ParsableCommand {
         let thread = CaptureThread(device: capture, ring: ring)
         let stream = try FeatureStream(parameters: card.features, inputRate: capture.format.sampleRate)
         let gate = card.speakerNormalisation?.speechGate ?? config.speech
-        let frameSeconds = Double(card.features.hopLength) / Double(card.features.sampleRate)
+        let frameSeconds = card.features.frameSeconds
         let colour = StatusLine.colourAllowed()
         print("Read this aloud in your normal voice, and keep talking until the count reaches \(Int(seconds)) s:\n\n  \(Self.passage)\n")
         thread.start()

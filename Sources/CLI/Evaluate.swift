@@ -85,13 +85,10 @@ extension Evaluate {
                 do { means[clip.actor, default: SpeakerMean(bands: weights.card.features.melBands)].add(try analyzer.speakerMean(path: clip.path)) }
                 catch { throw Failure("\(error)") }
             }
-            let frameSeconds = Double(weights.card.features.hopLength) / Double(weights.card.features.sampleRate)
             var profiles: [Int: Normalisation] = [:]
             for (actor, mean) in means {
-                guard let vector = mean.mean() else { continue }
-                profiles[actor] = .profile(SpeakerProfile(mean: vector, features: weights.card.features,
-                                                          speechSeconds: Double(mean.frames) * frameSeconds,
-                                                          source: "actor \(actor) neutral clips", sex: .init(label: "", confidence: 0)))
+                guard let profile = SpeakerProfile(speech: mean, features: weights.card.features, source: "actor \(actor) neutral clips") else { continue }
+                profiles[actor] = .profile(profile)
             }
             let actorOf = Dictionary(clips.map { ($0.path, $0.actor) }, uniquingKeysWith: { a, _ in a })
             if let missing = Set(clips.map(\.actor)).subtracting(profiles.keys).min() {

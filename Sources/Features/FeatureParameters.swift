@@ -20,6 +20,9 @@ public struct FeatureParameters: Codable, Equatable, Sendable {
         samples < windowLength ? 0 : 1 + (samples - windowLength) / hopLength
     }
 
+    /// Seconds from one frame to the next.
+    public var frameSeconds: Double { Double(hopLength) / Double(sampleRate) }
+
     /// A one-line reason these parameters cannot be computed, or nil when they can.
     public var problem: String? {
         if sampleRate < 8_000 || sampleRate > 192_000 { return "sample rate \(sampleRate) is outside 8000...192000" }

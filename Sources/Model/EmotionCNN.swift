@@ -140,10 +140,11 @@ public final class EmotionClassifier {
     private func prepareInput(_ frames: UnsafeBufferPointer<Float>, count: Int, mels: Int, time: Int, means: [[Float]]) {
         let size = mels * time
         activations = [Float](repeating: 0, count: count * size)
+        let noMean = [Float](repeating: 0, count: mels)
         activations.withUnsafeMutableBufferPointer { out in
             for b in 0..<count {
                 let window = frames.baseAddress! + b * size, plane = out.baseAddress! + b * size
-                let speaker = means.isEmpty ? [Float](repeating: 0, count: mels) : means[b]
+                let speaker = means.isEmpty ? noMean : means[b]
                 for t in 0..<time {
                     for m in 0..<mels { plane[m * time + t] = window[t * mels + m] - speaker[m] }
                 }

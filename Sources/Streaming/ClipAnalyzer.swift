@@ -119,7 +119,7 @@ public final class ClipAnalyzer {
 
         let starts = regionWindowStarts(region, sampleCount: n)
         var means = SpeakerMeans(mode: normalisation, card: card)
-        means.hear(0..<card.features.frameCount(samples: n), of: stream)
+        means.hear(upTo: n, of: stream)
         let predictions = classify(stream, startSamples: starts, means: means.current.map { Array(repeating: $0, count: starts.count) })
         let rate = Double(card.features.sampleRate)
         var result = ClipResult(
@@ -153,11 +153,8 @@ public final class ClipAnalyzer {
         let voiced = ends.map { speech.hasVoice(stream.energies(in: ($0 - w)..<$0)) }
         var starts: [Int] = [], windowMeans: [[Float]] = []
         var means = SpeakerMeans(mode: normalisation, card: card)
-        var heard = 0
         for (end, voice) in zip(ends, voiced) {
-            let upTo = card.features.frameCount(samples: end)
-            means.hear(heard..<max(heard, upTo), of: stream)
-            heard = max(heard, upTo)
+            means.hear(upTo: end, of: stream)
             guard voice else { continue }
             starts.append(end - w)
             if let mean = means.current { windowMeans.append(mean) }

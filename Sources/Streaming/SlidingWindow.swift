@@ -32,8 +32,6 @@ public final class SlidingWindow {
     private let stream: FeatureStream
     private var smoother: Smoother
     private var means: SpeakerMeans
-    /// Stream frames already added to the online speaker mean.
-    private var heardFrames = 0
     private var nextEnd: Int
     private var frames: [Float] = []
     private let windowSamples: Int, hopSamples: Int
@@ -65,7 +63,7 @@ public final class SlidingWindow {
             nextEnd += hopSamples
         }
         // Keep what the online speaker mean has not heard yet (a hop longer than the window skips audio).
-        stream.discard(before: min(nextEnd - windowSamples, heardFrames * classifier.card.features.hopLength))
+        stream.discard(before: min(nextEnd - windowSamples, means.heardFrames * classifier.card.features.hopLength))
         return events
     }
 
@@ -88,9 +86,7 @@ public final class SlidingWindow {
         let power = recent.isEmpty ? 0 : Double(recent.reduce(0, +)) / Double(recent.count)
         // Online: the speech up to this window's end joins the speaker mean (silence never moves it).
         let started = DispatchTime.now().uptimeNanoseconds
-        let upTo = classifier.card.features.frameCount(samples: end)
-        means.hear(heardFrames..<max(heardFrames, upTo), of: stream)
-        heardFrames = max(heardFrames, upTo)
+        means.hear(upTo: end, of: stream)
         let speakerMean = means.current
         speakerMeanSeconds += Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         var event = LiveEvent(end: Double(end) / rate, start: Double(end - windowSamples) / rate, voice: voice,

@@ -28,21 +28,20 @@ public enum Normalisation: Sendable {
 struct SpeakerMeans {
     let mode: Normalisation
     let model: ModelCard.SpeakerNormalisation?
-    let frameRate: Double
+    let features: FeatureParameters
     private(set) var heard: SpeakerMean
+    /// Stream frames already passed to `hear` (in every mode, so callers know what they may discard).
+    private(set) var heardFrames = 0
 
     init(mode: Normalisation, card: ModelCard) {
         self.mode = mode
         model = card.speakerNormalisation
-        frameRate = Double(card.features.sampleRate) / Double(card.features.hopLength)
+        features = card.features
         heard = SpeakerMean(bands: card.features.melBands)
     }
 
-    /// Whether the model wants a speaker mean at all.
-    var applies: Bool { model != nil }
-
     /// What events report: a model without speaker normalisation uses none, whatever was asked.
-    var name: String { applies ? mode.name : Normalisation.none.name }
+    var name: String { model != nil ? mode.name : Normalisation.none.name }
 
     /// The mean to use now, given the speech `heard` so far (nil for a model without normalisation).
     var current: [Float]? {
@@ -50,14 +49,17 @@ struct SpeakerMeans {
         switch mode {
         case .profile(let profile): return profile.mean
         case .none: return model.populationMean
-        case .online: return heard.mean(prior: model.populationMean, priorFrames: model.onlinePriorSeconds * frameRate)
+        case .online: return heard.mean(prior: model.populationMean, priorFrames: model.onlinePriorSeconds / features.frameSeconds)
         }
     }
 
-    /// Adds the speech among `frames` of `stream` to what has been heard (online mode only).
-    mutating func hear(_ frames: Range<Int>, of stream: FeatureStream) {
+    /// Adds the speech in the frames of `stream` that end by 16 kHz sample `end` and were not heard
+    /// yet to the running mean (online mode only).
+    mutating func hear(upTo end: Int, of stream: FeatureStream) {
+        let upTo = max(heardFrames, features.frameCount(samples: end))
+        defer { heardFrames = upTo }
         guard let model, case .online = mode else { return }
-        stream.accumulateSpeech(frames: frames, into: &heard, gate: model.speechGate)
+        stream.accumulateSpeech(frames: heardFrames..<upTo, into: &heard, gate: model.speechGate)
     }
 }
 
@@ -101,6 +103,13 @@ public struct SpeakerProfile: Codable, Sendable {
         self.source = source
         self.sex = sex
         created = ISO8601DateFormatter().string(from: Date())
+    }
+
+    /// The profile of the speech in `speech`; nil when it holds none.
+    public init?(speech: SpeakerMean, features: FeatureParameters, source: String) {
+        guard let mean = speech.mean() else { return nil }
+        self.init(mean: mean, features: features, speechSeconds: Double(speech.frames) * features.frameSeconds,
+                  source: source, sex: Sex(label: "", confidence: 0))
     }
 
     /// Loads a profile and checks it fits `card`; every problem is a one-line `ProfileError`.
