@@ -38,9 +38,12 @@ def mel_to_hz(m):
     return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
 
 
-def mel_filterbank():
-    """(N_MELS, N_FFT//2+1) triangular HTK-mel filters, unnormalised (peak 1)."""
-    bins = np.arange(N_FFT // 2 + 1) * SAMPLE_RATE / N_FFT
+def mel_filterbank(warp=1.0):
+    """(N_MELS, N_FFT//2+1) triangular HTK-mel filters, unnormalised (peak 1).
+
+    `warp` != 1 is vocal-tract-length perturbation for training: each FFT bin is read as if it
+    lay at warp x its frequency (piecewise linear, so the band edges up to FMAX stay covered)."""
+    bins = vtlp(np.arange(N_FFT // 2 + 1) * SAMPLE_RATE / N_FFT, warp)
     edges = mel_to_hz(np.linspace(hz_to_mel(FMIN), hz_to_mel(FMAX), N_MELS + 2))
     fb = np.zeros((N_MELS, len(bins)))
     for m in range(N_MELS):
@@ -49,6 +52,15 @@ def mel_filterbank():
         down = (hi - bins) / (hi - centre)
         fb[m] = np.maximum(0.0, np.minimum(up, down))
     return fb
+
+
+def vtlp(freqs, alpha, f_hi=4800.0):
+    """Jaitly & Hinton's warp: f -> alpha f below a boundary, then linear so that FMAX maps to FMAX."""
+    if alpha == 1.0:
+        return freqs
+    boundary = f_hi * min(alpha, 1.0) / alpha
+    upper = FMAX - (FMAX - f_hi * min(alpha, 1.0)) / (FMAX - boundary) * (FMAX - freqs)
+    return np.where(freqs <= boundary, freqs * alpha, upper)
 
 
 def frame_count(n_samples):
@@ -73,14 +85,18 @@ class LogMel(torch.nn.Module):
         self.register_buffer("window", torch.tensor(hann(), dtype=torch.float32))
         self.register_buffer("fb", torch.tensor(mel_filterbank().T, dtype=torch.float32))
 
-    def logmel(self, wave):  # (B, samples) -> (B, frames, N_MELS)
+    def logmel(self, wave, fb=None, eq=None):  # (B, samples) -> (B, frames, N_MELS)
+        """`fb` replaces the mel bank (VTLP) and `eq` (B, bins) scales the power spectrum (channel
+        augmentation); both only in training."""
         frames = wave.unfold(-1, WIN, HOP) * self.window
         spec = torch.fft.rfft(frames, n=N_FFT)
         power = spec.real ** 2 + spec.imag ** 2
-        return torch.log(power @ self.fb + LOG_FLOOR)
+        if eq is not None:
+            power = power * eq[:, None, :]
+        return torch.log(power @ (self.fb if fb is None else fb) + LOG_FLOOR)
 
-    def forward(self, wave, speaker_mean=None):  # (B, samples) -> (B, 1, N_MELS, frames), z-normalised per window
-        feats = self.logmel(wave)
+    def forward(self, wave, speaker_mean=None, fb=None, eq=None):  # (B, samples) -> (B, 1, N_MELS, frames), z-normalised
+        feats = self.logmel(wave, fb, eq)
         if speaker_mean is not None:  # (B, N_MELS): speaker normalisation, before the window z-norm
             feats = feats - speaker_mean[:, None, :]
         return znorm(feats.transpose(1, 2)).unsqueeze(1)

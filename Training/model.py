@@ -1,10 +1,12 @@
 """The CNN, mirrored by Sources/Model: [conv3x3 (no bias) -> BN -> ReLU] -> maxpool 2x2 per block,
-mean over frequency, [mean ; max] over time, dropout, two linear heads (emotion, speaker sex)."""
+mean over frequency, [mean ; max] over time, dropout, two linear heads: emotion, and speaker sex,
+which also sees the window's pitch statistics (pitch.py)."""
 import torch
 from torch import nn
 
 EMOTIONS = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
 SEXES = ["male", "female"]
+PITCH_STATS = 2
 
 
 class EmotionCNN(nn.Module):
@@ -18,10 +20,10 @@ class EmotionCNN(nn.Module):
         self.features = nn.Sequential(*blocks)
         self.dropout = nn.Dropout(dropout)
         self.emotion = nn.Linear(2 * c_in, len(EMOTIONS))
-        self.sex = nn.Linear(2 * c_in, len(SEXES))
+        self.sex = nn.Linear(2 * c_in + PITCH_STATS, len(SEXES))
 
-    def forward(self, x):  # (B, 1, mels, frames) -> (emotion logits, sex logits)
+    def forward(self, x, pitch):  # (B, 1, mels, frames), (B, PITCH_STATS) -> (emotion logits, sex logits)
         h = self.features(x).mean(dim=2)                           # (B, C, T)
         h = torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1)       # (B, 2C)
         h = self.dropout(h)
-        return self.emotion(h), self.sex(h)
+        return self.emotion(h), self.sex(torch.cat([h, pitch.to(h.dtype)], dim=1))

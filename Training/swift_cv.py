@@ -1,10 +1,10 @@
-"""Cross-validation through the product: each fold model (runs/foldK.safetensors) scored by the Swift
-`emotion-monitor evaluate` on the 4 actors it never heard.
+"""Every held-out figure of the card, measured again through the product: each RAVDESS fold model
+(runs/foldK) scored by `emotion-monitor evaluate` on the 4 actors it never heard, and each
+leave-one-corpus-out model (runs/loco-NAME) on the corpus it never heard.
 
     python3 swift_cv.py [--prefix sn-] [-- EXTRA EVALUATE FLAGS]
 
-Prints accuracy and UAR per fold and their mean +- std: the figures of the card, measured again
-through the Swift decoder, front end and CNN instead of PyTorch.
+Prints per model and the RAVDESS mean +- std: the Swift decoder, front end and CNN instead of PyTorch.
 """
 import json
 import pathlib
@@ -16,7 +16,25 @@ import tempfile
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared/data"
 FOLDS = ["1-4", "5-8", "9-12", "13-16", "17-20"]
+
+
+def evaluate(binary, tmp, prefix, run, card_name, data, extra):
+    """The Swift program's report (one JSON object) for runs/<prefix><run> on `data`, or None if not trained."""
+    weights = ROOT / "Training/runs" / f"{prefix}{run}.safetensors"
+    if not weights.exists():
+        print(f"{run}: {weights.name} missing, skipped")
+        return None
+    card = json.loads((ROOT / "Models" / f"{card_name}.json").read_text())
+    card["weights"] = weights.name
+    if "speakerNormalisation" in card:  # the run's own training speakers stand in for the population
+        card["speakerNormalisation"]["populationMean"] = json.loads(weights.with_suffix(".json").read_text())["population_mean"]
+    shutil.copyfile(weights, pathlib.Path(tmp) / weights.name)
+    (pathlib.Path(tmp) / f"{run}.json").write_text(json.dumps(card))
+    out = subprocess.run([binary, "evaluate", *data, "--format", "json", "--model", str(pathlib.Path(tmp) / f"{run}.json")] + extra,
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.splitlines()[0])
 
 
 def main():
@@ -25,30 +43,25 @@ def main():
     prefix = args[args.index("--prefix") + 1] if "--prefix" in args else ""
     card_name = "emotion-cnn-sn" if prefix == "sn-" else "emotion-cnn"
     binary = ROOT / ".build/release/emotion-monitor"
-    accs, uars = [], []
+    accs, uars, sexes = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for k, actors in enumerate(FOLDS, 1):
-            weights = ROOT / "Training/runs" / f"{prefix}fold{k}.safetensors"
-            if not weights.exists():
-                print(f"fold {k}: {weights.name} missing, skipped")
+            r = evaluate(binary, tmp, prefix, f"fold{k}", card_name, [str(DATA / "ravdess"), "--actors", actors], extra)
+            if r is None:
                 continue
-            card = json.loads((ROOT / "Models" / f"{card_name}.json").read_text())
-            card["weights"] = f"fold{k}.safetensors"
-            if "speakerNormalisation" in card:  # the fold's own training actors stand in for the population
-                fold = json.loads(weights.with_suffix(".json").read_text())
-                card["speakerNormalisation"]["populationMean"] = fold["population_mean"]
-            shutil.copyfile(weights, pathlib.Path(tmp) / f"fold{k}.safetensors")
-            (pathlib.Path(tmp) / f"fold{k}.json").write_text(json.dumps(card))
-            out = subprocess.run([binary, "evaluate", str(ROOT.parent / "shared/data/ravdess"), "--actors", actors,
-                                  "--format", "json", "--model", str(pathlib.Path(tmp) / f"fold{k}.json")] + extra,
-                                 check=True, capture_output=True, text=True).stdout
-            r = json.loads(out)
-            accs.append(r["accuracy"])
-            uars.append(r["uar"])
-            print(f"fold {k} (actors {actors}): accuracy {100 * r['accuracy']:.1f} %, UAR {100 * r['uar']:.1f} %")
-    if accs:
-        print(f"mean: accuracy {100 * np.mean(accs):.1f} +- {100 * np.std(accs):.1f} %, "
-              f"UAR {100 * np.mean(uars):.1f} +- {100 * np.std(uars):.1f} %")
+            accs.append(r["accuracy"]), uars.append(r["uar"]), sexes.append(r["sex_accuracy"])
+            print(f"fold {k} (actors {actors}): accuracy {100 * r['accuracy']:.1f} %, UAR {100 * r['uar']:.1f} %, "
+                  f"sex {100 * r['sex_accuracy']:.1f} %")
+        if accs:
+            print(f"RAVDESS mean: accuracy {100 * np.mean(accs):.1f} +- {100 * np.std(accs):.1f} %, "
+                  f"UAR {100 * np.mean(uars):.1f} +- {100 * np.std(uars):.1f} %, sex {100 * np.mean(sexes):.1f} %")
+        for corpus in ["tess", "savee", "urdu"]:
+            r = evaluate(binary, tmp, prefix, f"loco-{corpus}", card_name, [str(DATA / corpus), "--corpus", corpus], extra)
+            if r is None:
+                continue
+            own = r["own_classes"]
+            print(f"{corpus} held out: 8 classes {100 * r['accuracy']:.1f} %, own {len(own['labels'])} classes "
+                  f"{100 * own['accuracy']:.1f} % (UAR {100 * own['uar']:.1f} %), sex {100 * r['sex_accuracy']:.1f} %")
 
 
 if __name__ == "__main__":

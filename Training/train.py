@@ -1,11 +1,12 @@
-"""Train one model: a cross-validation fold (held-out actors) or the final model (all actors).
+"""Train one model: a RAVDESS cross-validation fold, a held-out corpus, or the final model.
 
-    python3 train.py --fold 3          # trains on 16 actors, evaluates on actors 09-12
-    python3 train.py --final           # trains on actors 01-20, the model Models/ ships
-    python3 train.py --fold 3 --speaker-norm   # the same with speaker normalisation (runs/sn-fold3.*)
+    python3 train.py --fold 3          # all corpora but RAVDESS actors 09-12, evaluated on those actors
+    python3 train.py --corpus savee    # all corpora but SAVEE, evaluated on SAVEE (leave one corpus out)
+    python3 train.py --final           # every clip of every corpus: the model Models/ ships
+    python3 train.py --fold 3 --speaker-norm   # with speaker normalisation (runs/sn-fold3.*)
 
 Writes runs/<name>.safetensors (weights), runs/<name>.json (held-out predictions per clip) and a
-resumable checkpoint runs/<name>.ckpt every 10 epochs.
+resumable checkpoint runs/<name>.ckpt every 5 epochs.
 """
 import argparse
 import json
@@ -19,7 +20,10 @@ import soundfile
 import torch
 from scipy.signal import resample_poly
 
+import augment
+import corpora
 import frontend as fe
+import pitch
 import safetensors_io
 import speaker
 from model import EMOTIONS, EmotionCNN
@@ -30,20 +34,31 @@ ONLINE_PRIORS = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
 SPEEDS = [(0.9, 10, 9), (1.0, 1, 1), (1.1, 10, 11)]  # factor, resample up, down
 
 
-def parse_name(path):
-    """RAVDESS 03-01-EE-II-SS-RR-AA -> (emotion index 0..7, actor 1..24)."""
-    fields = pathlib.Path(path).stem.split("-")
-    return int(fields[2]) - 1, int(fields[6])
-
-
-def load_corpus(root):
-    clips = []
-    for path in sorted(pathlib.Path(root).glob("Actor_*/*.flac")):
-        emotion, actor = parse_name(path)
-        x, sr = soundfile.read(path, dtype="float32")
-        assert sr == fe.SAMPLE_RATE and x.ndim == 1, path
-        clips.append({"path": str(path), "emotion": emotion, "actor": actor, "sex": 1 - actor % 2, "wave": x})
+def load_clips(root, names):
+    clips = corpora.clips(root, names)
+    for c in clips:
+        x, sr = soundfile.read(c["path"], dtype="float32")
+        assert sr == fe.SAMPLE_RATE and x.ndim == 1, c["path"]
+        c["wave"] = x
     return clips
+
+
+def sampling_weights(clips):
+    """Per-clip draw probabilities: each corpus gets a share growing with the square root of its
+    speakers x clips (many speakers count, 2800 clips of two women do not drown the rest), split
+    equally over the classes it has."""
+    by_corpus = {}
+    for i, c in enumerate(clips):
+        by_corpus.setdefault(c["corpus"], []).append(i)
+    share = {k: math.sqrt(len({clips[i]["speaker"] for i in idx}) * len(idx)) for k, idx in by_corpus.items()}
+    weights = np.zeros(len(clips))
+    for k, idx in by_corpus.items():
+        classes = {}
+        for i in idx:
+            classes.setdefault(clips[i]["emotion"], []).append(i)
+        for members in classes.values():
+            weights[members] = share[k] / len(classes) / len(members)
+    return weights / weights.sum(), {k: round(v / sum(share.values()), 3) for k, v in share.items()}
 
 
 def add_speed_versions(clips):
@@ -63,16 +78,19 @@ def random_crop(wave, region, rng, w):
     return fe.cut(wave, int(s), w)
 
 
-def make_batch(clips, idx, rng, speed):
+def make_batch(clips, idx, rng, speed, robust):
+    """(waves, EQ gains or None): crops with gain and Gaussian noise; with `robust`, also reverb,
+    coloured noise and a random channel (augment.py)."""
     w = int(fe.WINDOW_SECONDS * fe.SAMPLE_RATE)
     waves = np.stack([random_crop(*clips[i]["speeds"][speed], rng, w) for i in idx])
+    eq = augment.apply(waves, rng) if robust else None
     waves *= (10.0 ** (rng.uniform(-6, 6, size=(len(idx), 1)) / 20.0)).astype(np.float32)
     noisy = rng.random(len(idx)) < 0.5
     snr = rng.uniform(15, 40, size=len(idx))
     power = (waves ** 2).mean(axis=1)
     noise = rng.standard_normal(waves.shape).astype(np.float32) * np.sqrt(power / 10 ** (snr / 10))[:, None]
     waves += noise * noisy[:, None]
-    return torch.from_numpy(waves)
+    return torch.from_numpy(waves), eq
 
 
 def spec_augment(x, rng):
@@ -88,15 +106,15 @@ def spec_augment(x, rng):
     return x
 
 
-def actor_means(clips, logmel, speeds):
-    """{actor: [mean log-mel over the speech frames of the actor's neutral clips, per speed version]}:
+def speaker_means(clips, logmel, speeds):
+    """{speaker: [mean log-mel over the speech frames of the speaker's neutral clips, per speed version]}:
     the speaker-normalisation targets. Neutral only, because that is what a user's calibration gives
     (normal voice); a mean over all emotions would differ from it systematically (measured: neutral
     profiles on a model trained with all-clip means lost 4 points to the population mean)."""
     sums = {}
     for c in (c for c in clips if c["emotion"] == 0):
         versions = speeds(c)
-        per_speed = sums.setdefault(c["actor"], [speaker.SpeechSum() for _ in versions])
+        per_speed = sums.setdefault(c["speaker"], [speaker.SpeechSum() for _ in versions])
         for s, version in enumerate(versions):
             per_speed[s].add_clip(speaker.clip_logmel(logmel, version), version)
     return {a: [s.mean().astype(np.float32) for s in per_speed] for a, per_speed in sums.items()}
@@ -116,9 +134,9 @@ def predict(model, logmel, clips, device, means=None):
     out = []
     for i, c in enumerate(clips):
         mean = None if means is None else torch.from_numpy(np.asarray(means[i], dtype=np.float32))[None].to(device)
-        x = logmel(torch.from_numpy(clip_windows(c["wave"])).to(device), mean)
-        emo, sex = model(x)
-        out.append({"path": c["path"], "actor": c["actor"], "emotion": c["emotion"], "sex": c["sex"],
+        waves = torch.from_numpy(clip_windows(c["wave"]))
+        emo, sex = model(logmel(waves.to(device), mean), pitch.window_stats(waves).to(device))
+        out.append({"path": c["path"], "corpus": c["corpus"], "speaker": c["speaker"], "emotion": c["emotion"], "sex": c["sex"],
                     "probs": emo.softmax(-1).mean(0).tolist(), "sex_probs": sex.softmax(-1).mean(0).tolist()})
     return out
 
@@ -127,11 +145,15 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--fold", type=int, choices=range(1, 6))
+    which.add_argument("--corpus", choices=corpora.CORPORA[1:], help="hold this corpus out")
     which.add_argument("--final", action="store_true")
-    p.add_argument("--data", default=str(pathlib.Path(__file__).resolve().parents[2] / "shared/data/ravdess"))
+    p.add_argument("--data", default=str(pathlib.Path(__file__).resolve().parents[2] / "shared/data"))
+    p.add_argument("--corpora", default=",".join(corpora.CORPORA), help="corpora to load (training and held out)")
+    p.add_argument("--epoch-clips", type=int, default=2048, help="clips drawn per epoch (balanced by corpus and class)")
+    p.add_argument("--no-robust", dest="robust", action="store_false", help="without reverb, coloured noise, EQ and VTLP")
     p.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parent / "runs"))
     p.add_argument("--channels", default="24,48,96,192")
-    p.add_argument("--epochs", type=int, default=120)
+    p.add_argument("--epochs", type=int, default=45)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--lr", type=float, default=4e-3)
     p.add_argument("--seed", type=int, default=0)
@@ -144,23 +166,32 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    name = ("sn-" if args.speaker_norm else "") + ("final" if args.final else f"fold{args.fold}")
+    name = ("sn-" if args.speaker_norm else "") + (
+        "final" if args.final else f"loco-{args.corpus}" if args.corpus else f"fold{args.fold}")
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(args.device)
 
-    clips = load_corpus(args.data)
-    held_out = set() if args.final else set(FOLDS[args.fold - 1])
-    train = [c for c in clips if c["actor"] not in held_out]
-    test = [c for c in clips if c["actor"] in held_out]
+    clips = load_clips(args.data, args.corpora.split(","))
+    if args.fold:
+        held_out = sorted(f"ravdess-{a:02d}" for a in FOLDS[args.fold - 1])
+        is_held_out = lambda c: c["speaker"] in held_out
+    else:
+        held_out = [args.corpus] if args.corpus else []
+        is_held_out = lambda c: c["corpus"] in held_out
+    train = [c for c in clips if not is_held_out(c)]
+    test = [c for c in clips if is_held_out(c)]
     add_speed_versions(train)
+    draw, shares = sampling_weights(train)
     logmel = fe.LogMel().to(device)
-    means = actor_means(train, logmel, lambda c: [w for w, _ in c["speeds"]]) if args.speaker_norm else None
-    print(f"{name}: {len(train)} training clips, {len(test)} held out (actors {sorted(held_out)})", flush=True)
+    banks = augment.vtlp_banks().to(device)
+    means = speaker_means(train, logmel, lambda c: [w for w, _ in c["speeds"]]) if args.speaker_norm else None
+    population = None if means is None else [np.mean([m[s] for m in means.values()], axis=0) for s in range(len(SPEEDS))]
+    print(f"{name}: {len(train)} training clips (shares {shares}), {len(test)} held out ({', '.join(held_out)})", flush=True)
 
     channels = tuple(int(c) for c in args.channels.split(","))
     model = EmotionCNN(channels).to(device).to(memory_format=torch.channels_last)
-    steps_per_epoch = math.ceil(len(train) / args.batch)
+    steps_per_epoch = math.ceil(args.epoch_clips / args.batch)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch,
                                                 pct_start=0.15)
@@ -180,23 +211,31 @@ def main():
     t0 = time.time()
     for epoch in range(first_epoch, args.epochs):
         model.train()
-        order = rng.permutation(len(train))
+        order = rng.choice(len(train), size=steps_per_epoch * args.batch, p=draw)
         total = 0.0
         for b in range(steps_per_epoch):
             idx = order[b * args.batch:(b + 1) * args.batch]
             with torch.no_grad():
                 speed = rng.integers(0, len(SPEEDS))
                 batch_means = None if means is None else torch.from_numpy(
-                    np.stack([means[train[i]["actor"]][speed] for i in idx])).to(device)
-                x = logmel(make_batch(train, idx, rng, speed).to(device), batch_means)
+                    np.stack([means.get(train[i]["speaker"], population)[speed] for i in idx])).to(device)
+                waves, eq = make_batch(train, idx, rng, speed, args.robust)
+                fb = banks[rng.integers(0, len(banks))] if args.robust and rng.random() < 0.7 else None
+                x = logmel(waves.to(device), batch_means, fb, None if eq is None else eq.to(device))
                 x = spec_augment(x, rng).contiguous(memory_format=torch.channels_last)
+                # Pitch moved apart from the spectrum (which VTLP and speed move): the sex head must not
+                # trust either cue alone.
+                p = pitch.window_stats(waves)
+                p[:, 0] += torch.from_numpy(np.log2(rng.uniform(0.87, 1.15, len(idx))) * (rng.random(len(idx)) < 0.5)).float()
+                p = p.to(device)
             ye, ys = emo_y[idx].to(device), sex_y[idx].to(device)
             lam, perm = 1.0, None
             if rng.random() < 0.5:
                 lam, perm = float(rng.beta(0.4, 0.4)), torch.from_numpy(rng.permutation(len(idx))).to(device)
                 x = lam * x + (1 - lam) * x[perm]
+                p = lam * p + (1 - lam) * p[perm]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                pe, ps = model(x)
+                pe, ps = model(x, p)
             pe, ps = pe.float(), ps.float()
             loss = lam * (ce(pe, ye) + 0.3 * ce(ps, ys))
             if perm is not None:
@@ -206,7 +245,7 @@ def main():
             opt.step()
             sched.step()
             total += loss.item()
-        if (epoch + 1) % 10 == 0 or epoch + 1 == args.epochs:
+        if (epoch + 1) % 5 == 0 or epoch + 1 == args.epochs:
             print(f"{name} epoch {epoch + 1}/{args.epochs} loss {total / steps_per_epoch:.3f} "
                   f"{(time.time() - t0) / 60:.1f} min", flush=True)
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
@@ -216,12 +255,12 @@ def main():
     tensors = {k: v.detach().cpu().float().numpy() for k, v in model.state_dict().items()
                if not k.endswith("num_batches_tracked")}
     safetensors_io.save(out / f"{name}.safetensors", tensors, {"channels": args.channels, "epochs": args.epochs})
-    result = {"name": name, "held_out_actors": sorted(held_out), "epochs": args.epochs, "channels": list(channels),
-              "seed": args.seed, "minutes": (time.time() - t0) / 60}
+    result = {"name": name, "held_out": held_out, "epochs": args.epochs, "epoch_clips": args.epoch_clips, "bf16": args.bf16,
+              "channels": list(channels), "seed": args.seed, "robust": args.robust, "corpora": args.corpora.split(","),
+              "shares": shares, "minutes": (time.time() - t0) / 60}
     if args.speaker_norm:
-        population = np.mean([m[1] for m in means.values()], axis=0)  # speed 1.0
-        result["population_mean"] = population.tolist()
-        result["modes"] = evaluate_speaker_modes(model, logmel, test, device, population) if test else {}
+        result["population_mean"] = population[1].tolist()  # speed 1.0
+        result["modes"] = evaluate_speaker_modes(model, logmel, test, device, population[1]) if test else {}
         test = []
     else:
         result["predictions"] = predict(model, logmel, test, device)
@@ -234,19 +273,20 @@ def main():
 
 def evaluate_speaker_modes(model, logmel, test, device, population):
     """Held-out predictions under each way of getting the speaker mean, all on the same clips (each
-    actor's non-neutral ones): none (population mean), online (each clip's own speech frames,
-    starting from the population mean with a prior weight), neutral (the actor's 4 neutral clips)."""
+    speaker's non-neutral ones, for speakers with neutral clips): none (population mean), online (each
+    clip's own speech frames, starting from the population mean with a prior weight), neutral (the
+    speaker's neutral clips)."""
     sums = [speaker.SpeechSum().add_clip(speaker.clip_logmel(logmel, c["wave"]), c["wave"]) for c in test]
     neutral = {}
     for c, s in zip(test, sums):
         if c["emotion"] == 0:
-            n = neutral.setdefault(c["actor"], speaker.SpeechSum())
+            n = neutral.setdefault(c["speaker"], speaker.SpeechSum())
             n.total += s.total
             n.count += s.count
-    scored = [i for i, c in enumerate(test) if c["emotion"] != 0]
+    scored = [i for i, c in enumerate(test) if c["emotion"] != 0 and c["speaker"] in neutral]
     clips = [test[i] for i in scored]
     modes = {"none": predict(model, logmel, clips, device, [population] * len(clips)),
-             "neutral": predict(model, logmel, clips, device, [neutral[c["actor"]].mean() for c in clips])}
+             "neutral": predict(model, logmel, clips, device, [neutral[c["speaker"]].mean() for c in clips])}
     for prior in ONLINE_PRIORS:
         frames = prior * fe.SAMPLE_RATE / fe.HOP
         modes[f"online:{prior:g}"] = predict(model, logmel, clips, device,

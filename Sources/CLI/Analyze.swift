@@ -36,6 +36,7 @@ struct Analyze: ParsableCommand {
         if let header = report.header { print(header) }
         let progress = ProgressBar(total: files.count)
         var failures = 0
+        var outputError: Error?
         forEachAnalyzed(files, weights: weights, config: config, threads: parallel.jobs, work: { analyzer, path in
             Result { try analyzer.analyze(path: path, segments: segments || plot != nil, keepFeatures: plot != nil,
                                           normalisation: normalisation) }
@@ -49,8 +50,8 @@ struct Analyze: ParsableCommand {
                 }
                 print(report.render(clip))
                 if let plot {
-                    do { try SVGPlot(card: weights.card).render(clip).write(toFile: plot, atomically: true, encoding: .utf8) } catch {
-                        warn("\(plot): cannot write plot (\(error.localizedDescription))")
+                    do { try OutputFile.write(Data(SVGPlot(card: weights.card).render(clip).utf8), to: plot) } catch {
+                        warn("cannot write plot: \(error)")
                         failures += 1
                     }
                 }
@@ -58,8 +59,9 @@ struct Analyze: ParsableCommand {
                 failures += 1
                 print(report.renderError(path: files[index], message: "\(error)"))
             }
-            fflush(stdout)
+            if outputError == nil { do { try StandardOutput.flush() } catch { outputError = error } }
         })
+        if let outputError { throw Failure("\(outputError)") }
         if failures > 0 { throw ExitCode(1) }
     }
 }

@@ -1,6 +1,8 @@
 import ArgumentParser
+import Features
 import Foundation
 import Model
+import Output
 import Streaming
 
 struct Bench: ParsableCommand {
@@ -19,11 +21,15 @@ struct Bench: ParsableCommand {
     @Option(help: "With --live: seconds of real-time replay.")
     var seconds: Double = 60
 
+    @Option(help: "Also time one stream this many hours long (the files repeated) through features and the CNN; 0 skips it.")
+    var longHours: Double = 1
+
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
         if limit < 1 { throw ValidationError("--limit must be at least 1") }
         if !(seconds > 0 && seconds <= 86_400) { throw ValidationError("--seconds must be 0...86400") }
+        if !(longHours >= 0 && longHours <= 24) { throw ValidationError("--long-hours must be 0...24") }
     }
 
     func run() throws {
@@ -55,6 +61,39 @@ struct Bench: ParsableCommand {
         print(String(format: "  CNN             %.5f  (%.1f%%)", model / audio, 100 * model / single))
         print(String(format: "all %d cores     %.1f files/s, real-time factor %.5f", threads, Double(files.count) / parallel, parallel / audio))
         print("peak memory     \(peakResidentMegabytes()) MB resident")
+        if longHours > 0 {
+            let (seconds, labelled) = try longStream(files: files, analyzer: analyzer)
+            print(String(format: "long stream     %.1f h of audio in %.1f s (real-time factor %.5f, label %@), peak %d MB resident",
+                         longHours, seconds, seconds / (longHours * 3600), labelled, peakResidentMegabytes()))
+        }
+        try finishOutput()
+    }
+
+    /// Times a `longHours` stream (the first file's audio over and over, in 64 k-frame blocks as a
+    /// file is decoded) through the front end and the CNN: catches costs that grow faster than the
+    /// audio (a 4 h file once took 144 s where 2.6 s was due).
+    private func longStream(files: [String], analyzer: ClipAnalyzer) throws -> (Double, String) {
+        let file = try AudioFile(path: files[0])
+        var source: [Float] = []
+        while try file.read(maxFrames: 1 << 16, into: &source) > 0 {}
+        guard !source.isEmpty else { throw Failure("\(files[0]): no audio to repeat") }
+        let total = Int(longHours * 3600 * Double(file.sampleRate))
+        var label = "-"
+        let elapsed = try measure {
+            let stream = try FeatureStream(parameters: analyzer.classifier.card.features, inputRate: file.sampleRate)
+            var block = [Float](repeating: 0, count: 1 << 16)
+            var pushed = 0
+            while pushed < total {
+                let n = min(block.count, total - pushed)
+                for i in 0..<n { block[i] = source[(pushed + i) % source.count] }
+                try stream.push(block[..<n])
+                pushed += n
+            }
+            try stream.finish()
+            let result = try analyzer.analyze(stream: stream, path: "long stream")
+            label = analyzer.classifier.card.labels[result.emotion.indices.max { result.emotion[$0] < result.emotion[$1] }!]
+        }
+        return (elapsed, label)
     }
 
     private func measure(_ body: () throws -> Void) rethrows -> Double {

@@ -45,6 +45,7 @@ struct LiveBenchmark {
                      1e6 * window.speakerMeanSeconds / Double(max(1, hops.count)), 100 * window.speakerMeanSeconds / max(1e-9, hops.reduce(0, +))))
         print("dropped         \(monitor.droppedSamples) samples")
         print("peak memory     \(peakResidentMegabytes()) MB resident")
+        try finishOutput()
     }
 }
 

@@ -52,8 +52,8 @@ struct Calibrate: ParsableCommand {
 
     func validate() throws {
         if !replay.isEmpty && device != nil { throw ValidationError("use either --device or --replay") }
-        if !(seconds >= Self.minimumSpeech) { throw ValidationError("--seconds must be at least \(Self.minimumSpeech)") }
-        if !(timeout > 0) { throw ValidationError("--timeout must be positive") }
+        if !(seconds >= Self.minimumSpeech && seconds <= 600) { throw ValidationError("--seconds must be \(Int(Self.minimumSpeech))...600") }
+        if !(timeout > 0 && timeout <= 86_400) { throw ValidationError("--timeout must be a number of seconds in (0, 86400]") }
     }
 
     func run() throws {
@@ -84,8 +84,9 @@ struct Calibrate: ParsableCommand {
         let sex = meanProbabilities(heard.map { $0.sex })
         let (label, confidence) = top(sex, weights.card.sexLabels)
         result.sex = SpeakerProfile.Sex(label: label, confidence: Double(confidence))
-        do { try result.save(path: profile) } catch { throw Failure("\(error)") }
+        do { try OutputFile.write(result.encoded(), to: profile) } catch { throw Failure("\(error)") }
         print("wrote \(profile) from \(String(format: "%.1f", speech)) s of speech (voice: \(label) \(percent(confidence)))")
+        try finishOutput()
     }
 
     /// A phonetically rich passage in plain prose: read in a normal voice, it covers the speaker's range.

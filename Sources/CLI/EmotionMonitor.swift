@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Output
 
 @main
 struct EmotionMonitor: ParsableCommand {
@@ -14,4 +15,10 @@ struct EmotionMonitor: ParsableCommand {
 struct Failure: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// Ends a command's output: what `print` buffered must reach standard output, or the command fails
+/// (`analyze ... >/dev/full` must not exit 0 having written nothing).
+func finishOutput() throws {
+    do { try StandardOutput.flush() } catch { throw Failure("\(error)") }
 }

@@ -7,11 +7,13 @@ import Streaming
 
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure accuracy on RAVDESS-named files (03-01-EE-II-SS-RR-AA): accuracy, UAR, recall, confusion matrix.",
+        abstract: "Measure accuracy on labelled corpora: accuracy, UAR, recall, confusion matrix, speaker sex.",
         discussion: """
-        Accuracy means something only on speakers the model never heard: the shipped model was trained on \
-        RAVDESS actors 01-20, so evaluate it on other actors, or evaluate a cross-validation fold model \
-        (Training/run_all.sh) on its held-out actors with --model and --actors.
+        Reads the names of RAVDESS (03-01-EE-II-SS-RR-AA), TESS (OAF_back_angry), SAVEE (DC_a01) and URDU \
+        (Angry/SM1_F10_A010) files, recognised from the names or fixed with --corpus, and reports each corpus \
+        found: accuracy over the eight emotions (what a user sees) and accuracy and UAR over the corpus's own \
+        classes (the best-scoring of those). Accuracy means something only on speakers the model never heard: \
+        evaluate a model trained without that corpus or those actors (Training/run_all.sh makes them).
         """)
 
     enum Format: String, ExpressibleByArgument { case text, json }
@@ -19,18 +21,22 @@ struct Evaluate: ParsableCommand {
     /// Where a speaker-normalised model's speaker mean comes from, for comparing the three.
     enum Calibration: String, ExpressibleByArgument { case none, online, neutral }
 
-    @Argument(help: "Folder searched recursively for RAVDESS-named audio files.")
+    @Argument(help: "Folder searched recursively for labelled audio files.")
     var directory: String
 
-    @Option(help: "Output format: text or json.")
+    @Option(help: "Read every file's name as this corpus's: ravdess, tess, savee or urdu (default: recognised per file).")
+    var corpus: Corpus?
+
+    @Option(help: "Output format: text, or json (one object per corpus, one per line).")
     var format: Format = .text
 
-    @Option(help: "Only these actors, e.g. 1-4 or 17,19,21-24.")
+    @Option(help: "Only these RAVDESS actors, e.g. 1-4 or 17,19,21-24 (other corpora are unaffected).")
     var actors: String?
 
     @Option(help: """
         Speaker normalisation to score: none (population mean), online (running mean of each clip's speech) or \
-        neutral (a profile from the actor's neutral clips). Given, every mode scores the same clips: the non-neutral ones.
+        neutral (a profile from the speaker's neutral clips). Given, every mode scores the same clips: the \
+        non-neutral ones of speakers who have neutral clips.
         """)
     var calibration: Calibration?
 
@@ -40,16 +46,19 @@ struct Evaluate: ParsableCommand {
 
     func run() throws {
         let wanted = try actors.map(parseActors)
-        let found = try ravdessFiles(in: directory).filter { wanted?.contains($0.actor) ?? true }
-        let clips = calibration == nil ? found : found.filter { $0.emotion != 0 }
-        guard !clips.isEmpty else { throw Failure("\(directory): no RAVDESS-named audio files found") }
+        let found = try labelledClips(in: directory, corpus: corpus).filter { clip in clip.actor.map { wanted?.contains($0) ?? true } ?? true }
+        let withNeutral = Set(found.filter { $0.emotion == 0 }.map(\.speaker))
+        let clips = calibration == nil ? found : found.filter { $0.emotion != 0 && withNeutral.contains($0.speaker) }
+        guard !clips.isEmpty else {
+            throw Failure("\(directory): no \(corpus.map { $0.rawValue.uppercased() } ?? "RAVDESS, TESS, SAVEE or URDU")-named audio files found")
+        }
         let (config, weights) = try common.loadAnalysis()
-        guard weights.card.labels.count == 8 else { throw Failure("evaluate needs a model with the 8 RAVDESS emotions") }
+        guard weights.card.labels == Corpus.emotions else { throw Failure("evaluate needs a model with the eight emotions \(Corpus.emotions.joined(separator: ", "))") }
         if calibration != nil && weights.card.speakerNormalisation == nil {
             throw Failure("--calibration needs a speaker-normalised model; \(weights.card.name) is not")
         }
         let normalisations = try speakerNormalisations(found, config: config, weights: weights)
-        var evaluation = Evaluation(labels: weights.card.labels)
+        var reports: [Corpus: CorpusReport] = [:]
         var failures = 0
         let progress = ProgressBar(total: clips.count)
         forEachAnalyzed(clips.map(\.path), weights: weights, config: config, threads: parallel.jobs, work: { analyzer, path in
@@ -58,84 +67,91 @@ struct Evaluate: ParsableCommand {
             progress.advance()
             switch result {
             case .success(let r):
-                let sex = r.sex.indices.max { r.sex[$0] < r.sex[$1] }
-                evaluation.add(truth: clips[index].emotion, predicted: r.emotion.indices.max { r.emotion[$0] < r.emotion[$1] }!,
-                               sexCorrect: weights.card.sexLabels.count == 2 ? sex == clips[index].sex : nil)
+                let clip = clips[index]
+                reports[clip.corpus, default: CorpusReport(corpus: clip.corpus)].add(clip, emotion: r.emotion, sex: weights.card.sexLabels.count == 2 ? r.sex : nil)
             case .failure(let error):
                 failures += 1
                 FileHandle.standardError.write("error: \(error)\n".data(using: .utf8)!)
             }
         })
         let mode = calibration.map { " with calibration \($0.rawValue)" } ?? ""
-        print(format == .json ? evaluation.json.text : "\(weights.card.name)\(mode)\n" + evaluation.text)
+        let ordered = reports.keys.sorted().map { reports[$0]! }
+        print(format == .json ? ordered.map(\.json.text).joined(separator: "\n")
+                              : ordered.map { "\(weights.card.name)\(mode) on \($0.text)" }.joined(separator: "\n\n"))
+        try finishOutput()
         if failures > 0 { throw Failure("\(failures) of \(clips.count) files could not be analysed") }
+    }
+}
+
+extension Corpus: ExpressibleByArgument {}
+
+/// One corpus's figures: over the eight emotions, and over the classes the corpus has.
+struct CorpusReport {
+    let corpus: Corpus
+    var eight = Evaluation(labels: Corpus.emotions)
+    var own: Evaluation
+
+    init(corpus: Corpus) {
+        self.corpus = corpus
+        own = Evaluation(labels: corpus.classes.map { Corpus.emotions[$0] })
+    }
+
+    mutating func add(_ clip: LabelledClip, emotion: [Float], sex: [Float]?) {
+        let sexCorrect = sex.map { s in (s.indices.max { s[$0] < s[$1] }!) == clip.sex }
+        eight.add(truth: clip.emotion, predicted: emotion.indices.max { emotion[$0] < emotion[$1] }!, sexCorrect: sexCorrect)
+        let classes = corpus.classes
+        let best = classes.indices.max { emotion[classes[$0]] < emotion[classes[$1]] }!
+        own.add(truth: classes.firstIndex(of: clip.emotion)!, predicted: best, sexCorrect: sexCorrect)
+    }
+
+    var text: String {
+        var lines = ["\(corpus.rawValue.uppercased()), eight emotions: " + eight.text]
+        if own.labels.count < eight.labels.count {
+            lines.append("\nover its own \(own.labels.count) classes: " + own.text)
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    var json: JSON {
+        guard case .object(let fields) = eight.json else { return eight.json }
+        return .object([("corpus", .string(corpus.rawValue))] + fields + [("own_classes", own.json)])
     }
 }
 
 extension Evaluate {
     /// Each clip's normalisation; for `neutral`, a profile per actor from that actor's neutral clips.
-    func speakerNormalisations(_ clips: [RavdessClip], config: Configuration, weights: ModelWeights) throws -> (String) -> Normalisation {
+    func speakerNormalisations(_ clips: [LabelledClip], config: Configuration, weights: ModelWeights) throws -> (String) -> Normalisation {
         switch calibration {
         case nil, .online?: return { _ in .online }
         case .none?: return { _ in .none }
         case .neutral?:
             let analyzer = ClipAnalyzer(classifier: EmotionClassifier(weights: weights), windows: config.windows, speech: config.speech)
-            var means: [Int: SpeakerMean] = [:]
+            var means: [String: SpeakerMean] = [:]
             for clip in clips where clip.emotion == 0 {
-                do { means[clip.actor, default: SpeakerMean(bands: weights.card.features.melBands)].add(try analyzer.speakerMean(path: clip.path)) }
+                do { means[clip.speaker, default: SpeakerMean(bands: weights.card.features.melBands)].add(try analyzer.speakerMean(path: clip.path)) }
                 catch { throw Failure("\(error)") }
             }
-            var profiles: [Int: Normalisation] = [:]
-            for (actor, mean) in means {
-                guard let profile = SpeakerProfile(speech: mean, features: weights.card.features, source: "actor \(actor) neutral clips") else { continue }
-                profiles[actor] = .profile(profile)
+            var profiles: [String: Normalisation] = [:]
+            for (speaker, mean) in means {
+                guard let profile = SpeakerProfile(speech: mean, features: weights.card.features, source: "\(speaker) neutral clips") else { continue }
+                profiles[speaker] = .profile(profile)
             }
-            let actorOf = Dictionary(clips.map { ($0.path, $0.actor) }, uniquingKeysWith: { a, _ in a })
-            if let missing = Set(clips.map(\.actor)).subtracting(profiles.keys).min() {
-                throw Failure("actor \(missing) has no neutral clips to build a profile from")
+            let speakerOf = Dictionary(clips.map { ($0.path, $0.speaker) }, uniquingKeysWith: { a, _ in a })
+            if let missing = Set(clips.filter { $0.emotion != 0 && means[$0.speaker] != nil }.map { $0.speaker }).subtracting(profiles.keys).min() {
+                throw Failure("\(missing) has too little neutral speech to build a profile from")
             }
-            return { profiles[actorOf[$0]!]! }
+            return { profiles[speakerOf[$0]!]! }
         }
     }
 }
 
-/// A RAVDESS clip: its path and what its name says.
-struct RavdessClip {
-    let path: String
-    /// 0-based, in the order neutral, calm, happy, sad, angry, fearful, disgust, surprised.
-    let emotion: Int
-    let actor: Int
-    /// 0 male (odd actors), 1 female (even actors), the model card's sexLabels order.
-    var sex: Int { actor % 2 == 0 ? 1 : 0 }
-
-    init?(path: String) {
-        let url = URL(fileURLWithPath: path)
-        guard isAudioFile(path) else { return nil }
-        let fields = url.deletingPathExtension().lastPathComponent.split(separator: "-")
-        // Vocal channel 01 is speech; 02 (song) is another task and must not join speech profiles.
-        guard fields.count == 7, fields.allSatisfy({ $0.count == 2 && $0.allSatisfy(\.isNumber) }), fields[1] == "01",
-              let emotion = Int(fields[2]), (1...8).contains(emotion), let actor = Int(fields[6]) else { return nil }
-        self.path = path
-        self.emotion = emotion - 1
-        self.actor = actor
-    }
-}
-
-func ravdessFiles(in directory: String) throws -> [RavdessClip] {
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
-        throw Failure("\(directory): not a directory")
-    }
-    return audioFiles(in: directory).compactMap(RavdessClip.init(path:))
-}
-
-/// "1-4,9" -> {1, 2, 3, 4, 9}
+/// "1-4,9" -> {1, 2, 3, 4, 9}; RAVDESS actor numbers have two digits.
 func parseActors(_ text: String) throws -> Set<Int> {
     var actors = Set<Int>()
-    for part in text.split(separator: ",") {
-        let bounds = part.split(separator: "-").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard (1...2).contains(bounds.count), let lo = bounds.first!, let hi = bounds.last!, lo <= hi else {
-            throw Failure("--actors: '\(part)' is not a number or a range like 1-4")
+    for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+        let bounds = part.split(separator: "-", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard (1...2).contains(bounds.count), let lo = bounds.first!, let hi = bounds.last!, 1 <= lo, lo <= hi, hi <= 99 else {
+            throw Failure("--actors: '\(part)' is not an actor number 1...99 or a range like 1-4")
         }
         actors.formUnion(lo...hi)
     }

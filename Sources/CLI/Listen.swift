@@ -49,7 +49,7 @@ struct Listen: ParsableCommand {
 
     func validate() throws {
         if fast && replay.isEmpty { throw ValidationError("--fast needs --replay") }
-        if let duration, !(duration > 0 && duration <= 1e8) { throw ValidationError("--duration must be a positive number of seconds") }
+        if let duration, !(duration > 0 && duration <= 1e8) { throw ValidationError("--duration must be a number of seconds in (0, 100000000]") }
         if !replay.isEmpty && device != nil { throw ValidationError("use either --device or --replay") }
     }
 
@@ -79,6 +79,7 @@ struct Devices: ParsableCommand {
             let summary = d.description.split(separator: "\n").joined(separator: " — ")
             print((d.isDefault ? "* " : "  ") + d.name + (summary.isEmpty ? "" : "    " + summary))
         }
+        try finishOutput()
     }
 }
 

@@ -14,14 +14,17 @@ final class LiveSession {
     private let queue = DispatchQueue(label: "emotion-monitor.analyzer", qos: .userInteractive)
     private let monitor: LiveMonitor
     private let status: StatusLine?
-    /// Events on stdout are always JSON lines; the log has its own format.
-    private let stdoutRecord: EventRecord?
+    /// Events on stdout are always JSON lines; the log has its own format. Nil once stdout has failed
+    /// beside a log (the log goes on).
+    private var stdoutRecord: EventRecord?
     private let logRecord: EventRecord
     private var eventLog: EventLog?
     private let headless: Bool
     private let logger: Logger
     private let done = DispatchSemaphore(value: 0)
     private var failure: String?
+    /// Set when a sink failed: the run stops and ends with it, so systemd sees the failure.
+    private var outputFailure: String?
     private var signals: [DispatchSourceSignal] = []
     private var health: DispatchSourceTimer?
     private var lastHealth = (dropped: 0, overruns: 0, reopens: 0, reconnecting: false)
@@ -65,8 +68,10 @@ final class LiveSession {
 
     /// Runs until the stream ends or SIGINT/SIGTERM; returns the reason if it ended on an error.
     func run() -> String? {
-        // A closed stdout or stderr pipe must not kill a kiosk: writes fail instead, and are logged.
+        // A closed pipe or a file-size limit must not kill the process mid-line: writes fail
+        // instead, and the run ends with a diagnostic.
         signal(SIGPIPE, SIG_IGN)
+        signal(SIGXFSZ, SIG_IGN)
         // Headless, SIGHUP is logrotate's "reopen the log"; on a terminal it means the terminal has gone.
         let hangUp: () -> Void = headless ? reopenLog : stop
         for (number, action) in [(SIGINT, stop), (SIGTERM, stop), (SIGHUP, hangUp)] as [(Int32, () -> Void)] {
@@ -108,13 +113,24 @@ final class LiveSession {
         status?.draw(event, dropped: dropped, overruns: overruns)
         let now = Date()
         if let stdoutRecord {
-            print(stdoutRecord.line(event, at: now, dropped: dropped, overruns: overruns))
-            fflush(stdout)
+            do { try StandardOutput.line(stdoutRecord.line(event, at: now, dropped: dropped, overruns: overruns)) } catch {
+                // With a log beside it, the events still reach the log; alone, nothing would.
+                guard eventLog != nil else { return fail("\(error); stopping") }
+                logger.error("\(error); events go to the log only from now on")
+                self.stdoutRecord = nil
+            }
         }
         guard let eventLog else { return }
         do { try eventLog.write(logRecord.line(event, at: now, dropped: dropped, overruns: overruns)) } catch {
-            logger.error("\(error)")
+            fail("\(error); events are being lost, stopping")
         }
+    }
+
+    /// A sink failed: say so once and stop with a failure.
+    private func fail(_ message: String) {
+        guard outputFailure == nil else { return }
+        outputFailure = message  // reported once, as the run's error, when the ring has drained
+        monitor.stop()
     }
 
     /// Logs what changed in the capture's health: drops, overruns, device loss and reopen.
@@ -132,7 +148,7 @@ final class LiveSession {
     private func finish(_ failure: String?) {
         status?.finish()
         health?.cancel()
-        self.failure = failure
+        self.failure = failure ?? outputFailure
         done.signal()
     }
 }

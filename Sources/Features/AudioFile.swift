@@ -80,7 +80,6 @@ public final class AudioFile {
         if got == 0, sf_error(handle) != 0 {
             throw AudioError.unreadable(path, reason: String(cString: sf_strerror(handle)))
         }
-        output.reserveCapacity(output.count + got)
         let scale = 1 / Float(channels)
         for frame in 0..<got {
             var sum: Float = 0

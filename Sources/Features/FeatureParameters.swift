@@ -26,8 +26,9 @@ public struct FeatureParameters: Codable, Equatable, Sendable {
     /// A one-line reason these parameters cannot be computed, or nil when they can.
     public var problem: String? {
         if sampleRate < 8_000 || sampleRate > 192_000 { return "sample rate \(sampleRate) is outside 8000...192000" }
+        if fftSize < 16 || fftSize > 65_536 || fftSize & (fftSize - 1) != 0 { return "FFT size \(fftSize) must be a power of two, 16...65536" }
         if windowLength < 16 || windowLength > fftSize { return "window length \(windowLength) must be 16...fftSize (\(fftSize))" }
-        if hopLength < 1 || hopLength > windowLength { return "hop length \(hopLength) must be 1...windowLength" }
+        if hopLength < sampleRate / 1000 || hopLength > windowLength { return "hop length \(hopLength) must be 1 ms...windowLength" }
         if melBands < 1 || melBands > fftSize / 2 { return "mel bands \(melBands) must be 1...\(fftSize / 2)" }
         if !(fmin >= 0 && fmin < fmax && fmax <= Double(sampleRate) / 2) { return "mel range \(fmin)...\(fmax) Hz is not within 0...Nyquist" }
         if !(logFloor > 0) { return "log floor must be positive" }

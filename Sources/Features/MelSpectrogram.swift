@@ -2,7 +2,7 @@ import CFFTW
 import Foundation
 
 /// FFTW's planner keeps global state: plan creation and destruction must not race.
-private let fftwPlannerLock = NSLock()
+let fftwPlannerLock = NSLock()
 
 /// Streaming log-mel spectrogram: feed any number of samples, get each completed frame once.
 /// Frame t covers samples [t*hop, t*hop + window) of the stream; the power spectrum of the
@@ -45,13 +45,13 @@ public final class MelSpectrogram {
     }
 
     /// Appends the log-mel frames that `samples` completes to `frames` (frame-major, `melBands` each).
-    /// Returns how many frames were appended.
+    /// Returns how many frames were appended. `frames` grows geometrically (Array's own policy): an
+    /// exact reservation per call copied the whole array each block, quadratic in the file's length.
     @discardableResult
     public func process<C: Collection>(_ samples: C, into frames: inout [Float]) -> Int where C.Element == Float {
         pending.append(contentsOf: samples)
         let count = parameters.frameCount(samples: pending.count)
         guard count > 0 else { return 0 }
-        frames.reserveCapacity(frames.count + count * parameters.melBands)
         pending.withUnsafeBufferPointer { buf in
             for t in 0..<count { appendFrame(buf.baseAddress! + t * parameters.hopLength, to: &frames) }
         }

@@ -53,19 +53,24 @@ public final class ModelWeights: @unchecked Sendable {
             convs.append(Conv(inChannels: inChannels, outChannels: out, weight: weight, bias: bias))
             inChannels = out
         }
-        func dense(_ name: String, _ outputs: Int) throws -> Dense {
-            Dense(inputs: 2 * inChannels, outputs: outputs,
-                  weight: try tensors.tensor("\(name).weight", shape: [outputs, 2 * inChannels], file: file),
-                  bias: try tensors.tensor("\(name).bias", shape: [outputs], file: file))
+        func dense(_ name: String, _ outputs: Int, extraInputs: Int = 0) throws -> Dense {
+            let inputs = 2 * inChannels + extraInputs
+            return Dense(inputs: inputs, outputs: outputs,
+                         weight: try tensors.tensor("\(name).weight", shape: [outputs, inputs], file: file),
+                         bias: try tensors.tensor("\(name).bias", shape: [outputs], file: file))
         }
         self.convs = convs
         emotion = try dense("emotion", card.labels.count)
-        sex = try dense("sex", card.sexLabels.count)
+        sex = try dense("sex", card.sexLabels.count, extraInputs: card.architecture.sexPitchInputs)
         let known = Set(convs.indices.flatMap { b in
             ["features.\(4 * b).weight"] + ["weight", "bias", "running_mean", "running_var"].map { "features.\(4 * b + 1).\($0)" }
         } + ["emotion.weight", "emotion.bias", "sex.weight", "sex.bias"])
         if let extra = tensors.tensors.keys.sorted().first(where: { !known.contains($0) }) {
             throw ModelError.mismatch(file, reason: "unexpected tensor '\(extra)': the card's architecture differs from the weights")
+        }
+        // A NaN weight makes every probability NaN: a label without probabilities.
+        if let bad = tensors.tensors.keys.sorted().first(where: { !tensors.tensors[$0]!.values.allSatisfy(\.isFinite) }) {
+            throw ModelError.corrupt(file, reason: "tensor '\(bad)' holds NaN or infinite values")
         }
     }
 }
@@ -103,10 +108,14 @@ public final class EmotionClassifier {
     /// Classifies `count` windows stored frame-major ([window][frame][mel], raw log-mel as
     /// `MelSpectrogram` produces them, `card.windowFrames` frames each). A speaker-normalised model
     /// takes one speaker mean per window (`card.features.melBands` values), subtracted from each frame.
-    public func predict(frames: UnsafeBufferPointer<Float>, count: Int, speakerMeans: [[Float]] = []) -> [Prediction] {
+    /// A model whose sex head hears pitch takes each window's `pitchStatistics` (FeatureStream).
+    public func predict(frames: UnsafeBufferPointer<Float>, count: Int, speakerMeans: [[Float]] = [], pitch: [[Float]] = []) -> [Prediction] {
         let mels = card.features.melBands, time = card.windowFrames
         precondition(frames.count >= count * mels * time, "not enough frames for \(count) windows")
         precondition(speakerMeans.isEmpty || speakerMeans.count == count, "one speaker mean per window")
+        let pitchInputs = card.architecture.sexPitchInputs
+        precondition(pitchInputs == 0 || (pitch.count == count && pitch.allSatisfy { $0.count == pitchInputs }),
+                     "\(pitchInputs) pitch statistics per window")
         guard count > 0 else { return [] }
         prepareInput(frames, count: count, mels: mels, time: time, means: speakerMeans)
         var (height, width) = (mels, time)
@@ -131,7 +140,8 @@ public final class EmotionClassifier {
                 pooled[c] = mean / Float(width)
                 pooled[channels + c] = peak
             }
-            return Prediction(emotionLogits: apply(weights.emotion, pooled), sexLogits: apply(weights.sex, pooled))
+            return Prediction(emotionLogits: apply(weights.emotion, pooled),
+                              sexLogits: apply(weights.sex, pitchInputs == 0 ? pooled : pooled + pitch[b]))
         }
     }
 

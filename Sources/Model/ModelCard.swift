@@ -9,6 +9,18 @@ public struct ModelCard: Codable, Sendable {
         /// Output channels of each [conv3x3 -> BN -> ReLU -> maxpool 2x2] block.
         public var channels: [Int]
         public var batchNormEpsilon: Double
+        /// Pitch statistics the speaker-sex head takes beside the pooled features (Features'
+        /// `pitchStatistics`: 2), or 0 for a sex head on spectral features alone.
+        public var sexPitchInputs: Int
+
+        enum CodingKeys: String, CodingKey { case channels, batchNormEpsilon, sexPitchInputs }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            channels = try c.decode([Int].self, forKey: .channels)
+            batchNormEpsilon = try c.decode(Double.self, forKey: .batchNormEpsilon)
+            sexPitchInputs = try c.decodeIfPresent(Int.self, forKey: .sexPitchInputs) ?? 0
+        }
     }
 
     public var name: String
@@ -47,15 +59,30 @@ public struct ModelCard: Codable, Sendable {
             throw ModelError.corrupt(url.path, reason: "not a valid model card: \(describeDecodingError(error))")
         }
         if let problem = card.features.problem { throw ModelError.corrupt(url.path, reason: problem) }
+        guard card.windowSeconds >= 0.5 && card.windowSeconds <= 30 else {
+            throw ModelError.corrupt(url.path, reason: "windowSeconds must be 0.5...30, got \(card.windowSeconds)")
+        }
+        guard card.architecture.channels.allSatisfy({ (1...4096).contains($0) }), card.architecture.batchNormEpsilon.isFinite,
+              card.architecture.batchNormEpsilon > 0 else {
+            throw ModelError.corrupt(url.path, reason: "channels must be 1...4096 and batchNormEpsilon positive")
+        }
+        guard Set(card.labels).count == card.labels.count, Set(card.sexLabels).count == card.sexLabels.count,
+              (card.labels + card.sexLabels).allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" } }) else {
+            throw ModelError.corrupt(url.path, reason: "labels must be distinct words (letters, digits, - and _)")
+        }
         guard !card.labels.isEmpty, !card.sexLabels.isEmpty, !card.architecture.channels.isEmpty,
               card.architecture.channels.count < 16, card.windowFrames >= 1 << card.architecture.channels.count,
               card.features.melBands >= 1 << card.architecture.channels.count else {
             throw ModelError.corrupt(url.path, reason: "labels, channels, mel bands or window length are empty or too small for the network")
         }
+        guard [0, 2].contains(card.architecture.sexPitchInputs),
+              card.architecture.sexPitchInputs == 0 || card.features.windowLength <= PitchTracker.frameLength else {
+            throw ModelError.corrupt(url.path, reason: "sexPitchInputs must be 0 or 2, with a window of at most \(PitchTracker.frameLength) samples")
+        }
         if let norm = card.speakerNormalisation {
             guard norm.populationMean.count == card.features.melBands, norm.populationMean.allSatisfy(\.isFinite),
-                  norm.onlinePriorSeconds >= 0 else {
-                throw ModelError.corrupt(url.path, reason: "speakerNormalisation needs \(card.features.melBands) finite populationMean values")
+                  norm.onlinePriorSeconds >= 0, norm.onlinePriorSeconds <= 86_400 else {
+                throw ModelError.corrupt(url.path, reason: "speakerNormalisation needs \(card.features.melBands) finite populationMean values and onlinePriorSeconds 0...86400")
             }
             // A speech frame is gated on the 10 ms energies it starts with: the hop must be whole 10 ms frames.
             guard (-120...0).contains(norm.speechThresholdDbfs), card.features.hopLength % EnergyMeter.frameLength == 0 else {

@@ -85,14 +85,21 @@ public final class EventLog {
         if let header, fstat(fd, &info) == 0, info.st_size == 0 { try write(header) }
     }
 
-    /// Appends `line` and a newline in one system call.
+    /// Appends `line` and a newline in one system call. If only part of it could be written (a full
+    /// disk), the part is cut off again, so the file still holds complete lines only.
     public func write(_ line: String) throws {
         let bytes = Array((line + "\n").utf8)
+        let before = lseek(fd, 0, SEEK_END)
         var offset = 0
         while offset < bytes.count {
             let n = bytes.withUnsafeBytes { Foundation.write(fd, $0.baseAddress! + offset, $0.count - offset) }
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw LogError(path: path, reason: String(cString: strerror(errno))) }
+            guard n > 0 else {
+                let reason = String(cString: strerror(n == 0 ? ENOSPC : errno))
+                // Only our own tail: another writer's line after it stays.
+                if offset > 0, before >= 0, lseek(fd, 0, SEEK_END) == before + off_t(offset) { _ = ftruncate(fd, before) }
+                throw LogError(path: path, reason: reason)
+            }
             offset += n
         }
     }

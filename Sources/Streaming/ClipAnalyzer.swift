@@ -171,17 +171,20 @@ public final class ClipAnalyzer {
     /// one speaker mean per window for a speaker-normalised model.
     func classify(_ stream: FeatureStream, startSamples: [Int], means: [[Float]]? = nil) -> [Prediction] {
         let frames = card.windowFrames, hop = card.features.hopLength
-        var batch: [Float] = []
+        var batch: [Float] = [], pitch: [[Float]] = []
         var out: [Prediction] = []
         for chunk in stride(from: 0, to: startSamples.count, by: max(1, windows.batchWindows)) {
             let starts = startSamples[chunk..<min(chunk + max(1, windows.batchWindows), startSamples.count)]
             batch.removeAll(keepingCapacity: true)
+            pitch.removeAll(keepingCapacity: true)
             for s in starts {
-                stream.appendWindow(startFrame: Int((Double(s) / Double(hop)).rounded(.down)), count: frames, to: &batch)
+                let first = Int((Double(s) / Double(hop)).rounded(.down))
+                stream.appendWindow(startFrame: first, count: frames, to: &batch)
+                pitch.append(stream.pitchStatistics(startFrame: first, count: frames))
             }
             let t0 = DispatchTime.now().uptimeNanoseconds
             let batchMeans = means.map { Array($0[starts.indices]) } ?? []
-            out += batch.withUnsafeBufferPointer { classifier.predict(frames: $0, count: starts.count, speakerMeans: batchMeans) }
+            out += batch.withUnsafeBufferPointer { classifier.predict(frames: $0, count: starts.count, speakerMeans: batchMeans, pitch: pitch) }
             modelSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
         }
         return out

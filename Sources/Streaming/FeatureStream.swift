@@ -8,12 +8,16 @@ public final class FeatureStream {
     public let parameters: FeatureParameters
     private let resampler: Resampler
     private let mel: MelSpectrogram
+    private let pitch: PitchTracker
     private let meter = EnergyMeter()
     private var resampled: [Float] = []
 
     /// Log-mel frames, frame-major; `frames[0]` is stream frame `firstFrame`.
     public private(set) var frames: [Float] = []
     public private(set) var firstFrame = 0
+    /// Per log-mel frame (the same indices as `frames`): F0 in Hz (0 unvoiced) and level in dBFS.
+    public private(set) var f0: [Float] = []
+    public private(set) var levels: [Float] = []
     /// 10 ms mean-square energies; `energies[0]` is stream frame `firstEnergy`.
     public private(set) var energies: [Float] = []
     public private(set) var firstEnergy = 0
@@ -24,6 +28,7 @@ public final class FeatureStream {
         self.parameters = parameters
         resampler = try Resampler(inputRate: inputRate, outputRate: parameters.sampleRate)
         mel = MelSpectrogram(parameters: parameters)
+        pitch = PitchTracker(parameters: parameters)
     }
 
     /// Adds samples at the input rate; only the frames they complete are computed.
@@ -43,6 +48,7 @@ public final class FeatureStream {
     private func ingest() {
         sampleCount += resampled.count
         mel.process(resampled, into: &frames)
+        pitch.process(resampled, f0: &f0, levels: &levels)
         meter.process(resampled, into: &energies)
     }
 
@@ -50,6 +56,8 @@ public final class FeatureStream {
     public func discard(before sample: Int) {
         let dropFrames = min(frames.count / parameters.melBands, max(0, sample / parameters.hopLength - firstFrame))
         frames.removeFirst(dropFrames * parameters.melBands)
+        f0.removeFirst(dropFrames)
+        levels.removeFirst(dropFrames)
         firstFrame += dropFrames
         let dropEnergies = min(energies.count, max(0, sample / EnergyMeter.frameLength - firstEnergy))
         energies.removeFirst(dropEnergies)
@@ -70,6 +78,12 @@ public final class FeatureStream {
                 window.append(contentsOf: repeatElement(silence, count: bands))
             }
         }
+    }
+
+    /// The sex head's pitch inputs for the `count` frames from stream frame `start` (see `pitchStatistics`).
+    public func pitchStatistics(startFrame start: Int, count: Int) -> [Float] {
+        let lo = min(max(start - firstFrame, 0), f0.count), hi = min(max(start + count - firstFrame, lo), f0.count)
+        return Features.pitchStatistics(f0: f0[lo..<hi], levels: levels[lo..<hi], frames: count)
     }
 
     /// The energies of the 10 ms frames inside the 16 kHz sample range `range` that are still held.

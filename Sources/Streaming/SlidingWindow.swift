@@ -97,9 +97,11 @@ public final class SlidingWindow {
         }
         frames.removeAll(keepingCapacity: true)
         let hop = classifier.card.features.hopLength
-        stream.appendWindow(startFrame: (end - windowSamples) / hop, count: classifier.card.windowFrames, to: &frames)
+        let first = (end - windowSamples) / hop
+        stream.appendWindow(startFrame: first, count: classifier.card.windowFrames, to: &frames)
         let speakerMeans = speakerMean.map { [$0] } ?? []
-        let prediction = frames.withUnsafeBufferPointer { classifier.predict(frames: $0, count: 1, speakerMeans: speakerMeans)[0] }
+        let pitch = [stream.pitchStatistics(startFrame: first, count: classifier.card.windowFrames)]
+        let prediction = frames.withUnsafeBufferPointer { classifier.predict(frames: $0, count: 1, speakerMeans: speakerMeans, pitch: pitch)[0] }
         let (smoothed, label) = smoother.add(prediction.emotion)
         event.window = prediction
         event.smoothed = smoothed

@@ -132,28 +132,11 @@ public struct SpeakerProfile: Codable, Sendable {
         return profile
     }
 
-    /// Writes the profile whole or not at all: to a temporary file beside it, flushed to disk, then
-    /// renamed over (so a power cut cannot leave an empty file where the old profile was).
-    public func save(path: String) throws {
+    /// The profile as it is saved (Output's `OutputFile` writes it whole or not at all).
+    public func encoded() throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let temporary = path + ".tmp-\(getpid())"
-        do {
-            try encoder.encode(self).write(to: URL(fileURLWithPath: temporary))
-            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: temporary))
-            try handle.synchronize()
-            try handle.close()
-            guard rename(temporary, path) == 0 else { throw ProfileError(path: path, reason: String(cString: strerror(errno))) }
-            let folder = (path as NSString).deletingLastPathComponent
-            let fd = open(folder.isEmpty ? "." : folder, O_RDONLY)
-            if fd >= 0 { fsync(fd); close(fd) }
-        } catch let error as ProfileError {
-            unlink(temporary)
-            throw error
-        } catch {
-            unlink(temporary)
-            throw ProfileError(path: path, reason: "cannot write it (\(error.localizedDescription))")
-        }
+        return try encoder.encode(self)
     }
 }
 

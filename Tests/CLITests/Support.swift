@@ -20,14 +20,15 @@ enum CLI {
     static let binary = Bundle.main.bundleURL.appendingPathComponent("emotion-monitor")
 
     /// Runs the program; a run longer than `timeout` seconds is killed and fails the test (a hang).
+    /// With `shellCommand`, bash runs that instead, with $EM naming the program (for redirections).
     @discardableResult
     static func run(_ arguments: [String], environment: [String: String] = [:], timeout: Double = 300,
-                    file: StaticString = #filePath, line: UInt = #line) throws -> Run {
+                    shellCommand: String? = nil, file: StaticString = #filePath, line: UInt = #line) throws -> Run {
         let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
+        process.executableURL = shellCommand == nil ? binary : URL(fileURLWithPath: "/bin/bash")
+        process.arguments = shellCommand.map { ["-c", $0] } ?? arguments
         process.currentDirectoryURL = root
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.environment = ProcessInfo.processInfo.environment.merging(environment.merging(["EM": binary.path]) { a, _ in a }) { $1 }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
@@ -41,7 +42,7 @@ enum CLI {
         if group.wait(timeout: .now() + timeout) == .timedOut {
             process.terminate()
             group.wait()
-            XCTFail("emotion-monitor \(arguments.joined(separator: " ")) hung for \(timeout) s", file: file, line: line)
+            XCTFail("emotion-monitor \(shellCommand ?? arguments.joined(separator: " ")) hung for \(timeout) s", file: file, line: line)
         }
         process.waitUntilExit()
         var usage = rusage()

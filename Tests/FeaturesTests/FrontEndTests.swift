@@ -33,6 +33,20 @@ final class FrontEndTests: XCTestCase {
         XCTAssertEqual(a, b)
     }
 
+    /// Appending block after block must not copy all earlier frames each time (a 4 h file took 144 s
+    /// that way): the storage moves only when it grows geometrically.
+    func testFramesGrowGeometricallyAcrossBlocks() {
+        let mel = MelSpectrogram(parameters: FeatureParameters())
+        let block = [Float](repeating: 0.01, count: 1 << 16)
+        var frames: [Float] = [], moves = 0, last: UnsafeRawPointer?
+        for _ in 0..<200 {
+            mel.process(block, into: &frames)
+            let base = frames.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) }
+            if base != last { moves += 1; last = base }
+        }
+        XCTAssertLessThan(moves, 30, "storage reallocated \(moves) times in 200 blocks")
+    }
+
     func testSpeechRegionMatchesReference() {
         let audio = fixture.tensors["audio"]!.values
         var energies: [Float] = []
@@ -58,6 +72,42 @@ final class FrontEndTests: XCTestCase {
         }
         XCTAssertEqual(Float(mean.frames), fixture.tensors["speaker_frames"]!.values[0])
         for (a, b) in zip(mean.mean()!, fixture.tensors["speaker_mean"]!.values) { XCTAssertEqual(a, b, accuracy: 1e-4) }
+    }
+
+    /// Pitch per frame and the sex head's statistics match Training/pitch.py (float32 in both, so a
+    /// frame near a decision edge may fall the other way: the statistics must still agree).
+    func testPitchMatchesReference() {
+        let audio = fixture.tensors["audio"]!.values
+        var f0: [Float] = [], levels: [Float] = []
+        let tracker = PitchTracker(parameters: FeatureParameters())
+        var i = 0, size = 1
+        while i < audio.count {  // in odd pieces: streaming must not change a frame
+            tracker.process(audio[i..<min(i + size, audio.count)], f0: &f0, levels: &levels)
+            i += size
+            size = size * 7 % 4001 + 1
+        }
+        let refF0 = fixture.tensors["f0"]!.values, refLevels = fixture.tensors["levels"]!.values
+        XCTAssertEqual(f0.count, refF0.count)
+        XCTAssertEqual(f0.count, FeatureParameters().frameCount(samples: audio.count))
+        let agree = zip(f0, refF0).filter { abs($0 - $1) <= 0.01 * max($1, 1) }.count
+        XCTAssertGreaterThanOrEqual(Double(agree) / Double(refF0.count), 0.97, "frames whose F0 matches the reference")
+        XCTAssertGreaterThan(refF0.filter { $0 > 0 }.count, refF0.count / 4, "the reference clip is mostly voiced")
+        for (a, b) in zip(levels, refLevels) where b > -100 { XCTAssertEqual(a, b, accuracy: 0.01) }
+        let stats = pitchStatistics(f0: f0[...], levels: levels[...], frames: f0.count)
+        for (a, b) in zip(stats, fixture.tensors["pitch_stats"]!.values) { XCTAssertEqual(a, b, accuracy: 0.02) }
+    }
+
+    func testPitchOfAToneAndOfSilence() {
+        let tone = (0..<16_000).map { Float(0.3 * sin(2 * Double.pi * 200 * Double($0) / 16_000)) }
+        var f0: [Float] = [], levels: [Float] = []
+        PitchTracker(parameters: FeatureParameters()).process(tone + [Float](repeating: 0, count: 8_000), f0: &f0, levels: &levels)
+        let voiced = f0.filter { $0 > 0 }
+        XCTAssertGreaterThan(voiced.count, 40)
+        for f in voiced { XCTAssertEqual(f, 200, accuracy: 3) }
+        XCTAssertEqual(f0.suffix(10), Array(repeating: 0, count: 10), "silence is unvoiced")
+        let stats = pitchStatistics(f0: f0[...], levels: levels[...], frames: f0.count)
+        XCTAssertEqual(stats[0], log2(200 / 150), accuracy: 0.02)
+        XCTAssertEqual(pitchStatistics(f0: [], levels: [], frames: 149), [0, 0], "no voiced frame: neutral inputs")
     }
 
     func testOnlineMeanStartsAtThePriorAndMovesWithSpeech() {

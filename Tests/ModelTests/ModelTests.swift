@@ -24,8 +24,11 @@ final class ModelTests: XCTestCase {
         // A speaker-normalised model's golden inputs come with one speaker mean per window.
         let means = golden.tensors["speaker_means"].map { t in (0..<t.shape[0]).map { Array(t.values[($0 * t.shape[1])..<(($0 + 1) * t.shape[1])]) } } ?? []
         XCTAssertEqual(means.isEmpty, weights.card.speakerNormalisation == nil)
+        // A sex head that hears pitch gets each window's pitch statistics, as PyTorch computed them.
+        let pitch = golden.tensors["pitch"].map { t in (0..<t.shape[0]).map { Array(t.values[($0 * t.shape[1])..<(($0 + 1) * t.shape[1])]) } } ?? []
+        XCTAssertEqual(pitch.isEmpty, weights.card.architecture.sexPitchInputs == 0)
         let predictions = windows.values.withUnsafeBufferPointer {
-            EmotionClassifier(weights: weights).predict(frames: $0, count: windows.shape[0], speakerMeans: means)
+            EmotionClassifier(weights: weights).predict(frames: $0, count: windows.shape[0], speakerMeans: means, pitch: pitch)
         }
         let emotion = golden.tensors["emotion_logits"]!.values, sex = golden.tensors["sex_logits"]!.values
         for (b, p) in predictions.enumerated() {
@@ -34,7 +37,7 @@ final class ModelTests: XCTestCase {
         }
         // One at a time gives the same as the batch.
         let single = windows.values.withUnsafeBufferPointer {
-            EmotionClassifier(weights: weights).predict(frames: $0, count: 1, speakerMeans: Array(means.prefix(1)))
+            EmotionClassifier(weights: weights).predict(frames: $0, count: 1, speakerMeans: Array(means.prefix(1)), pitch: Array(pitch.prefix(1)))
         }
         for (a, b) in zip(single[0].emotionLogits, predictions[0].emotionLogits) { XCTAssertEqual(a, b, accuracy: 1e-5) }
     }

@@ -1,0 +1,86 @@
+import Foundation
+
+/// The emotional-speech corpora `evaluate` reads, and what their file names say (mirrored by
+/// Training/corpora.py, so the Swift program scores the same clips with the same labels).
+enum Corpus: String, CaseIterable, Comparable {
+    case ravdess, tess, savee, urdu
+
+    /// The product's eight emotions, in the model card's order.
+    static let emotions = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
+
+    /// Indices (into `emotions`) of the classes this corpus has: "accuracy over its own classes" and
+    /// its UAR choose among these only.
+    var classes: [Int] {
+        switch self {
+        case .ravdess: return Array(0..<8)
+        case .tess, .savee: return [0, 2, 3, 4, 5, 6, 7]
+        case .urdu: return [0, 2, 3, 4]
+        }
+    }
+
+    static func < (a: Corpus, b: Corpus) -> Bool { allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)! }
+
+    private static let tessNames = ["angry": 4, "disgust": 6, "fear": 5, "happy": 2, "neutral": 0, "ps": 7, "sad": 3]
+    private static let saveeNames = ["a": 4, "d": 6, "f": 5, "h": 2, "n": 0, "sa": 3, "su": 7]
+    private static let urduNames = ["Angry": 4, "Happy": 2, "Neutral": 0, "Sad": 3]
+
+    /// (emotion, speaker, sex: 0 male, 1 female) from a file name of this corpus, or nil.
+    func parse(_ url: URL) -> (emotion: Int, speaker: String, sex: Int)? {
+        let stem = url.deletingPathExtension().lastPathComponent
+        switch self {
+        case .ravdess:  // 03-01-EE-II-SS-RR-AA; vocal channel 02 (song) is another task
+            let f = stem.split(separator: "-")
+            guard f.count == 7, f.allSatisfy({ $0.count == 2 && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
+                  f[1] == "01", let emotion = Int(f[2]), (1...8).contains(emotion), let actor = Int(f[6]) else { return nil }
+            return (emotion - 1, String(format: "actor %02d", actor), actor % 2 == 0 ? 1 : 0)
+        case .tess:  // OAF_back_angry (one original is OA_bite_neutral); both speakers are women
+            let f = stem.split(separator: "_")
+            guard f.count >= 3, ["OAF", "OA", "YAF"].contains(f[0]), let emotion = Self.tessNames[String(f.last!)] else { return nil }
+            return (emotion, f[0].prefix(2) + "F", 1)
+        case .savee:  // DC_a01; all four speakers are men
+            let f = stem.split(separator: "_")
+            guard f.count == 2, let emotion = Self.saveeNames[String(f[1].prefix { !$0.isNumber })] else { return nil }
+            return (emotion, String(f[0]), 0)
+        case .urdu:  // Angry/SM1_F10_A010: the folder is the emotion; SM* male, SF* female
+            let speaker = stem.split(separator: "_").first.map(String.init) ?? ""
+            guard let emotion = Self.urduNames[url.deletingLastPathComponent().lastPathComponent],
+                  speaker.hasPrefix("SM") || speaker.hasPrefix("SF") else { return nil }
+            return (emotion, speaker, speaker.hasPrefix("SM") ? 0 : 1)
+        }
+    }
+}
+
+/// A clip whose name says its emotion, speaker and speaker sex.
+struct LabelledClip {
+    let path: String
+    let corpus: Corpus
+    /// Index into `Corpus.emotions`.
+    let emotion: Int
+    let speaker: String
+    /// 0 male, 1 female: the model card's sexLabels order.
+    let sex: Int
+    /// RAVDESS actor number (for --actors), nil elsewhere.
+    var actor: Int? { corpus == .ravdess ? Int(speaker.dropFirst(6)) : nil }
+
+    /// The clip as `corpus` names it, or as the first corpus whose naming it follows.
+    init?(path: String, corpus: Corpus?) {
+        let url = URL(fileURLWithPath: path)
+        guard isAudioFile(path) else { return nil }
+        for candidate in corpus.map({ [$0] }) ?? Corpus.allCases {
+            if let info = candidate.parse(url) {
+                (self.path, self.corpus, emotion, speaker, sex) = (path, candidate, info.emotion, info.speaker, info.sex)
+                return
+            }
+        }
+        return nil
+    }
+}
+
+/// Every labelled clip under `directory`, in path order.
+func labelledClips(in directory: String, corpus: Corpus?) throws -> [LabelledClip] {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+        throw Failure("\(directory): not a directory")
+    }
+    return audioFiles(in: directory).compactMap { LabelledClip(path: $0, corpus: corpus) }
+}

@@ -1,0 +1,162 @@
+import Foundation
+import XCTest
+
+/// What a hostile or careless user tried: output paths that are not plain files, outputs that fail,
+/// and numbers that used to trap. Each case is a one-line error or a correct write, never a crash,
+/// a hang, a clobbered file or an exit status of 0 with the output lost.
+final class HardeningTests: XCTestCase {
+    let angry = CLI.clip("03-01-05-02-01-01-01")
+
+    /// Runs `command` under bash with $EM set to the program: for redirections the Process API cannot make.
+    func shell(_ command: String, timeout: Double = 120) throws -> Run {
+        try CLI.run([], environment: [:], timeout: timeout, shellCommand: command)
+    }
+
+    // MARK: output files
+
+    func testPlotToADeviceWritesThroughAndLeavesTheDevice() throws {
+        let run = try CLI.run(["analyze", angry, "--plot", "/dev/null"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        var info = stat()
+        XCTAssertEqual(stat("/dev/null", &info), 0)
+        XCTAssertEqual(info.st_mode & S_IFMT, S_IFCHR, "/dev/null is still a character device")
+    }
+
+    func testPlotToStdoutReachesStdout() throws {
+        let run = try shell("\"$EM\" analyze '\(angry)' --format jsonl --plot /dev/stdout")
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stdout.contains("<svg"), "the plot went to stdout")
+    }
+
+    func testOutputThroughASymlinkWritesTheTargetAndKeepsTheLink() throws {
+        let dir = try temporaryDirectory(self)
+        let target = dir.appendingPathComponent("real.svg"), link = dir.appendingPathComponent("link.svg")
+        try Data("old".utf8).write(to: target)
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: target)
+        let run = try CLI.run(["analyze", angry, "--plot", link.path])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: link.path), target.path, "still a link")
+        XCTAssertTrue(try String(contentsOf: target, encoding: .utf8).hasPrefix("<svg"), "the target was written")
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix(".") }
+        XCTAssertEqual(leftovers, [], "no temporary files left")
+    }
+
+    func testOutputToADirectoryOrADanglingLinkIsAnError() throws {
+        let dir = try temporaryDirectory(self)
+        var run = try CLI.run(["analyze", angry, "--plot", dir.path])
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.stderr.contains("is a directory"), run.stderr)
+        let dangling = dir.appendingPathComponent("dangling.svg")
+        try FileManager.default.createSymbolicLink(atPath: dangling.path, withDestinationPath: dir.appendingPathComponent("missing/x.svg").path)
+        run = try CLI.run(["analyze", angry, "--plot", dangling.path])
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.stderr.contains("symbolic link to nothing"), run.stderr)
+    }
+
+    func testALongOutputNameIsWrittenWhole() throws {
+        let dir = try temporaryDirectory(self)
+        let name = dir.appendingPathComponent(String(repeating: "p", count: 250) + ".svg")
+        let run = try CLI.run(["analyze", angry, "--plot", name.path])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: name.path))
+    }
+
+    // MARK: failed output is a failure
+
+    func testAnalyzeAndEvaluateToAFullDeviceFail() throws {
+        var run = try shell("\"$EM\" analyze '\(angry)' >/dev/full")
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.stderr.contains("cannot write to standard output"), run.stderr)
+        run = try shell("\"$EM\" evaluate '\(CLI.shared.path)' --actors 3 >/dev/full")
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.stderr.contains("cannot write to standard output"), run.stderr)
+    }
+
+    func testHeadlessListenToAFullDeviceOrAFullLogStopsWithOneDiagnostic() throws {
+        var run = try shell("\"$EM\" listen --headless --fast --replay '\(angry)' >/dev/full")
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.stderr.contains("cannot write to standard output"), run.stderr)
+        run = try CLI.run(["listen", "--headless", "--fast", "--replay", angry, angry, angry, "--log", "/dev/full"])
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.stderr.contains("events are being lost"), run.stderr)
+        XCTAssertEqual(run.stderr.components(separatedBy: "No space left").count - 1, 1, "said once: \(run.stderr)")
+    }
+
+    func testHeadlessListenIntoAClosedPipeStops() throws {
+        // Real time and no --duration: without the fix it runs until the replay ends, writing nowhere.
+        let files = Array(repeating: "'\(angry)'", count: 40).joined(separator: " ")
+        let run = try shell("\"$EM\" listen --headless --replay \(files) | head -1", timeout: 60)
+        XCTAssertEqual(run.lines.count, 1)
+        XCTAssertTrue(run.stderr.contains("Broken pipe") || run.stderr.isEmpty, run.stderr)
+    }
+
+    /// A disk that fills mid-line (here a file-size limit) leaves only complete lines, and says so.
+    func testAFullDiskLeavesOnlyCompleteLogLines() throws {
+        let log = try temporaryDirectory(self).appendingPathComponent("events.jsonl")
+        let files = Array(repeating: "'\(angry)'", count: 6).joined(separator: " ")
+        let run = try shell("ulimit -f 8; exec \"$EM\" listen --headless --fast --replay \(files) --log '\(log.path)'")
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.stderr.contains("events are being lost"), run.stderr)
+        let text = try String(contentsOf: log, encoding: .utf8)
+        XCTAssertFalse(text.isEmpty)
+        XCTAssertTrue(text.hasSuffix("\n"), "the log ends with a complete line")
+        for line in text.split(separator: "\n") { _ = json(String(line)) }
+    }
+
+    // MARK: numbers that trapped
+
+    func testHugeNumbersAreOneLineErrors() throws {
+        var run = try CLI.run(["calibrate", "--profile", "/tmp/never-written.json", "--device", "nope", "--seconds", "inf"])
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.stderr.contains("--seconds"), run.stderr)
+        run = try CLI.run(["evaluate", CLI.shared.path, "--actors", "1-9223372036854775807"])
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.stderr.contains("--actors"), run.stderr)
+        for bad in ["1--4", ",,,", "0"] {
+            run = try CLI.run(["evaluate", CLI.shared.path, "--actors", bad])
+            XCTAssertNotEqual(run.status, 0, bad)
+            XCTAssertTrue(run.stderr.contains("--actors"), run.stderr)
+        }
+        run = try CLI.run(["analyze", angry, "--hop", "nan"])
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.stderr.contains("--hop"), run.stderr)
+        XCTAssertFalse(run.stderr.contains("config.json"), "a flag is not blamed on the config: \(run.stderr)")
+    }
+
+    func testHostileModelCardsAndWeightsAreOneLineErrors() throws {
+        let dir = try temporaryDirectory(self)
+        let models = CLI.root.appendingPathComponent("Models")
+        let original = try JSONSerialization.jsonObject(with: Data(contentsOf: models.appendingPathComponent("emotion-cnn.json"))) as! [String: Any]
+        try FileManager.default.copyItem(at: models.appendingPathComponent("emotion-cnn.safetensors"), to: dir.appendingPathComponent("emotion-cnn.safetensors"))
+        func card(_ change: (inout [String: Any]) -> Void) throws -> String {
+            var c = original
+            change(&c)
+            let url = dir.appendingPathComponent("card-\(UUID().uuidString).json")
+            try JSONSerialization.data(withJSONObject: c).write(to: url)
+            return url.path
+        }
+        let cases: [(String, (inout [String: Any]) -> Void)] = [
+            ("windowSeconds", { $0["windowSeconds"] = 1e18 }),
+            ("FFT size", { var f = $0["features"] as! [String: Any]; f["fftSize"] = 2147483648; $0["features"] = f }),
+            ("FFT size", { var f = $0["features"] as! [String: Any]; f["fftSize"] = 1000; $0["features"] = f }),
+            ("labels", { var l = $0["labels"] as! [String]; l[1] = l[0]; $0["labels"] = l }),
+            ("labels", { var l = $0["labels"] as! [String]; l[1] = "a,b"; $0["labels"] = l }),
+        ]
+        for (expected, change) in cases {
+            let run = try CLI.run(["analyze", angry, "--model", try card(change)])
+            XCTAssertNotEqual(run.status, 0, expected)
+            XCTAssertTrue(run.stderr.contains(expected), run.stderr)
+            XCTAssertEqual(run.stderr.split(separator: "\n").count, 1, run.stderr)
+        }
+
+        // A NaN in the weights: refused at load, never a label without probabilities.
+        let weights = dir.appendingPathComponent("emotion-cnn.safetensors")
+        var data = try Data(contentsOf: weights)
+        let nan = Float.nan.bitPattern.littleEndian
+        withUnsafeBytes(of: nan) { data.replaceSubrange((data.count - 4)..<data.count, with: $0) }
+        try data.write(to: weights)
+        let run = try CLI.run(["analyze", angry, "--model", try card { _ in }])
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.stderr.contains("NaN"), run.stderr)
+    }
+}
