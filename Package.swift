@@ -44,5 +44,5 @@ let package = Package(
         .testTarget(name: "StreamingTests", dependencies: ["Streaming"]),
         .testTarget(name: "CLITests", dependencies: ["CLI"]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

@@ -6,38 +6,41 @@ import Streaming
 
 /// Runs `work` over `items` on all cores, one ClipAnalyzer per worker over shared weights, and
 /// hands each result to `deliver` in input order as soon as its predecessors are done.
-/// Threading: call from one thread; `deliver` runs serialised, on worker threads.
+/// Threading: call from one thread; `work` runs concurrently (each call with its worker's own
+/// analyzer), `deliver` runs serialised under the pool's lock, on worker threads.
 func forEachAnalyzed<T>(_ items: [String], weights: ModelWeights, config: Configuration, threads: Int,
                         work: @escaping (ClipAnalyzer, String) -> T, deliver: @escaping (Int, T) -> Void) {
+    let state = PoolState<T>()
+    // Unchecked: `work` only reads what its callers captured, and `deliver` runs under `state.lock`.
+    nonisolated(unsafe) let work = work, deliver = deliver
+    DispatchQueue.concurrentPerform(iterations: max(1, min(threads, items.count))) { _ in
+        let analyzer = ClipAnalyzer(classifier: EmotionClassifier(weights: weights), windows: config.windows, speech: config.speech)
+        while let index = state.claim(), index < items.count {
+            let result = work(analyzer, items[index])
+            state.lock.withLock {
+                state.pending[index] = result
+                while let ready = state.pending.removeValue(forKey: state.next) {
+                    deliver(state.next, ready)
+                    state.next += 1
+                }
+            }
+        }
+    }
+}
+
+/// The workers' shared bookkeeping. Unchecked Sendable: every field is used under `lock` only.
+private final class PoolState<T>: @unchecked Sendable {
     let lock = NSLock()
-    var idle: [ClipAnalyzer] = []
     var pending: [Int: T] = [:]
     var next = 0
-    let workers = max(1, min(threads, items.count))
-    var claimed = 0
-    DispatchQueue.concurrentPerform(iterations: workers) { _ in
-        lock.lock()
-        let analyzer = idle.popLast() ?? ClipAnalyzer(classifier: EmotionClassifier(weights: weights),
-                                                      windows: config.windows, speech: config.speech)
-        lock.unlock()
-        while true {
-            lock.lock()
-            let index = claimed
-            claimed += 1
-            lock.unlock()
-            guard index < items.count else { break }
-            let result = work(analyzer, items[index])
-            lock.lock()
-            pending[index] = result
-            while let ready = pending.removeValue(forKey: next) {
-                deliver(next, ready)
-                next += 1
-            }
-            lock.unlock()
+    private var claimed = 0
+
+    /// The next item index to work on.
+    func claim() -> Int? {
+        lock.withLock {
+            defer { claimed += 1 }
+            return claimed
         }
-        lock.lock()
-        idle.append(analyzer)
-        lock.unlock()
     }
 }
 

@@ -132,7 +132,7 @@ struct Calibrate: ParsableCommand {
             let line = levelMeter(dbfs: dbfs, colour: colour).text
                 + String(format: "   speech %.1f of %.0f s", Double(mean.frames) * frameSeconds, seconds)
             print("\r" + line + "\u{1B}[K", terminator: "")
-            fflush(stdout)
+            fflush(nil)
         }
         return stream
     }

@@ -9,6 +9,7 @@ import RingBuffer
 /// counted ring drops rather than device overruns.
 ///
 /// Threading: `start`, `stop`, `waitUntilStopped` and every property may be used from any thread; `onData` runs on the capture thread.
+/// Unchecked Sendable: shared state is atomics; the device and buffers belong to the capture thread, failureValue is published by `failed` (release/acquire).
 public final class CaptureThread: @unchecked Sendable {
     /// The format negotiated when the device was opened. The rate stays the same for the thread's lifetime
     /// (a reopened device must match it), so the consumer can set up its resampler once.

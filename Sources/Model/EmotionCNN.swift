@@ -3,6 +3,7 @@ import Foundation
 
 /// The trained network's weights, with each batch norm folded into the convolution before it.
 /// Threading: immutable after init; one instance serves any number of `EmotionClassifier`s.
+/// Unchecked Sendable: every property is a `let` of value types, fixed at init.
 public final class ModelWeights: @unchecked Sendable {
     struct Conv {
         let inChannels: Int, outChannels: Int

@@ -2,6 +2,7 @@ import Foundation
 
 /// A one-line progress bar on stderr, drawn only when stderr is a terminal.
 /// Threading: `advance` may be called from any thread (it serialises itself).
+/// Unchecked Sendable: `done` is read and written under `lock` only.
 public final class ProgressBar: @unchecked Sendable {
     private let total: Int
     private let enabled: Bool

@@ -13,16 +13,13 @@ public enum StandardOutput {
 
     /// Writes `line` and a newline, then flushes.
     public static func line(_ line: String) throws {
-        fputs(line + "\n", stdout)
+        print(line)
         try flush()
     }
 
-    /// Flushes what `print` buffered; throws if any of it could not be written.
+    /// Flushes what `print` buffered; throws if any of it could not be written. (All of stdio's
+    /// streams: naming `stdout` is not concurrency-safe in Swift 6, and stdout is the one written.)
     public static func flush() throws {
-        if fflush(stdout) != 0 || ferror(stdout) != 0 {
-            let reason = String(cString: strerror(errno))
-            clearerr(stdout)
-            throw Failure(reason: reason)
-        }
+        if fflush(nil) != 0 { throw Failure(reason: String(cString: strerror(errno))) }
     }
 }

@@ -10,6 +10,7 @@ import Atomics
 /// Each side owns one position: the producer publishes its position with release after copying samples in, and
 /// the consumer loads it with acquire before copying them out (and symmetrically for freed space), so no lock
 /// is needed and neither side ever waits for the other.
+/// Unchecked Sendable: one producer and one consumer; positions are atomics ordering the storage accesses (above).
 public final class SampleRing: @unchecked Sendable {
     /// Number of samples the ring holds: the requested capacity rounded up to a power of two.
     public let capacity: Int

@@ -26,6 +26,7 @@ extension CaptureThread: AudioSource {
 /// the live display can be seen without one) or as fast as the analyzer takes them. Unlike a
 /// capture device it may wait for the consumer, so fast replay never drops samples.
 /// Threading: every member may be used from any thread; reading happens on its own thread.
+/// Unchecked Sendable: mutable flags live under `state` (an NSCondition); the ring is SPSC-safe.
 public final class ReplaySource: AudioSource, @unchecked Sendable {
     public let sampleRate: Int
     public let overruns = 0

@@ -6,6 +6,7 @@ import RingBuffer
 /// sliding window and hands each event on; the source (capture thread or replay) fills the ring on
 /// its own thread and never waits for this side.
 /// Threading: `start` and `stop` from any thread; `onEvent` and `onEnd` run on `queue`.
+/// Unchecked Sendable: mutable state (timer, buffer, counters, window) is touched on `queue` only.
 public final class LiveMonitor: @unchecked Sendable {
     public let source: AudioSource
     public let ring: SampleRing

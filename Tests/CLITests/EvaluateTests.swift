@@ -22,11 +22,50 @@ final class EvaluateTests: XCTestCase {
         XCTAssertTrue(text.stdout.contains("surprised"), text.stdout)
     }
 
+    /// Each corpus's names give its emotions, speakers and sexes; its own classes are scored apart.
+    func testOtherCorporaAreRecognisedAndScoredOverTheirOwnClasses() throws {
+        let data = CLI.shared.deletingLastPathComponent()
+        let dir = try temporaryDirectory(self)
+        // A few clips of each, linked under their own names (and URDU's emotion folders).
+        let picks = ["tess/OAF_back_angry.flac", "tess/YAF_back_neutral.flac", "tess/OAF_back_ps.flac",
+                     "savee/DC_a01.flac", "savee/JE_sa02.flac", "savee/KL_n03.flac",
+                     "urdu/Angry/SM1_F10_A010.flac", "urdu/Sad/SF10_F1_S01.flac"]
+        for pick in picks {
+            let link = dir.appendingPathComponent(pick)
+            try FileManager.default.createDirectory(at: link.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try FileManager.default.createSymbolicLink(at: link, withDestinationURL: data.appendingPathComponent(pick))
+        }
+        let run = try CLI.run(["evaluate", dir.path, "--format", "json"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let reports = run.lines.map { json($0) }
+        XCTAssertEqual(reports.map { $0["corpus"] as? String }, ["tess", "savee", "urdu"])
+        for (report, (clips, own)) in zip(reports, [(3, 7), (3, 7), (2, 4)]) {
+            XCTAssertEqual(report["clips"] as? Int, clips)
+            let ownClasses = report["own_classes"] as! [String: Any]
+            XCTAssertEqual((ownClasses["labels"] as! [String]).count, own)
+            XCTAssertEqual((ownClasses["confusion"] as! [[Int]]).joined().reduce(0, +), clips)
+            XCTAssertNotNil(report["sex_accuracy"])
+        }
+        // TESS: angry, neutral, surprised ("ps") are the truth rows.
+        let tess = reports[0]["confusion"] as! [[Int]]
+        XCTAssertEqual(tess.map { $0.reduce(0, +) }, [1, 0, 0, 0, 1, 0, 0, 1])
+        // URDU's labels are its folders: angry and sad.
+        let urdu = reports[2]["confusion"] as! [[Int]]
+        XCTAssertEqual(urdu.map { $0.reduce(0, +) }, [0, 0, 0, 1, 1, 0, 0, 0])
+
+        // Named explicitly, only that corpus's naming counts.
+        let savee = try CLI.run(["evaluate", dir.path, "--corpus", "savee", "--format", "json"])
+        XCTAssertEqual(savee.lines.count, 1, savee.stdout)
+        XCTAssertEqual(json(savee.lines[0])["corpus"] as? String, "savee")
+        let text = try CLI.run(["evaluate", dir.path])
+        XCTAssertTrue(text.stdout.contains("over its own 4 classes"), text.stdout)
+    }
+
     func testNoMatchingFilesOrBadActorsAreErrors() throws {
         let dir = try temporaryDirectory(self)
         var run = try CLI.run(["evaluate", dir.path])
         XCTAssertNotEqual(run.status, 0)
-        XCTAssertTrue(run.stderr.contains("no RAVDESS-named audio files"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("no RAVDESS, TESS, SAVEE or URDU-named audio files"), run.stderr)
         run = try CLI.run(["evaluate", CLI.shared.path, "--actors", "x-2"])
         XCTAssertNotEqual(run.status, 0)
         XCTAssertTrue(run.stderr.contains("--actors"), run.stderr)

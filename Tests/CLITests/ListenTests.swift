@@ -180,13 +180,15 @@ final class ListenTests: XCTestCase {
         process.standardOutput = terminal
         process.standardError = terminal
         try process.run()
-        var output = Data()
+        // Written by the reader only, read after group.wait().
+        nonisolated(unsafe) var output = Data()
         let reader = DispatchQueue(label: "pty")
         let group = DispatchGroup()
+        let terminalSide = master
         reader.async(group: group) {
             var buffer = [UInt8](repeating: 0, count: 4096)
             while true {
-                let n = read(master, &buffer, buffer.count)
+                let n = read(terminalSide, &buffer, buffer.count)
                 if n <= 0 { break }
                 output.append(contentsOf: buffer[0..<n])
             }
@@ -205,7 +207,8 @@ func stripANSI(_ s: String) -> String {
 }
 
 extension ISO8601DateFormatter {
-    static let withFractions: ISO8601DateFormatter = {
+    // Configured once, then only read.
+    nonisolated(unsafe) static let withFractions: ISO8601DateFormatter = {
         let f = ISO8601DateFormatter()
         f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         return f
