@@ -38,6 +38,10 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // libFuzzer target; Tests/fuzz.sh builds it with -sanitize=fuzzer (libFuzzer's main), plain
+        // builds get a main that replays the inputs named on the command line.
+        .executableTarget(name: "Fuzz", dependencies: ["Features", "Model", "Streaming"]),
+
         .testTarget(name: "FeaturesTests", dependencies: ["Features", "Model"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ModelTests", dependencies: ["Model"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "RingBuffer"]),

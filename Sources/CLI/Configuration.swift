@@ -63,12 +63,11 @@ struct CommonOptions: ParsableArguments {
     func resolve() throws -> (Configuration, modelURL: URL) {
         let url = try configURL()
         var config: Configuration
+        guard let data = FileManager.default.contents(atPath: url.path) else { throw Failure("\(url.path): cannot read config") }
         do {
-            config = try JSONDecoder().decode(Configuration.self, from: Data(contentsOf: url))
-        } catch let error as DecodingError {
-            throw Failure("\(url.path): invalid config (\(describeDecodingError(error)))")
+            config = try JSONDecoder().decode(Configuration.self, from: data)
         } catch {
-            throw Failure("\(url.path): cannot read config")
+            throw Failure("\(url.path): invalid config (\(describeDecodingError(error, data: data)))")
         }
         if let problem = config.problem { throw Failure("\(url.path): \(problem)") }
         // Checked apart from the file, so a bad flag is not blamed on config.json.

@@ -184,6 +184,10 @@ public final class CaptureDevice {
         _ = snd_pcm_hw_params_get_channels(params, &channels)
         _ = snd_pcm_hw_params_get_period_size(params, &period, &dir)
         _ = snd_pcm_hw_params_get_buffer_size(params, &buffer)
+        // The same range files are held to: outside it the resampler and the model have nothing to go on.
+        guard (8_000...192_000).contains(Int(rate)) else {
+            throw CaptureError.unsupportedFormat(device: name, reason: "its rate \(rate) Hz is outside the supported 8000...192000 Hz")
+        }
         let format = CaptureFormat(sampleRate: Int(rate), channels: Int(channels), sampleFormat: sampleFormat)
         return (format, Int(period), Int(buffer))
     }

@@ -46,7 +46,11 @@ public final class AudioFile {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw AudioError.notFound(path) }
         if isDirectory.boolValue { throw AudioError.isDirectory(path) }
-        if ((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0) == 0 { throw AudioError.empty(path) }
+        var info0 = stat()
+        guard stat(path, &info0) == 0 else { throw AudioError.notFound(path) }
+        // A device, FIFO or stdin has no size to go by, and libsndfile needs to seek: say what it is.
+        guard info0.st_mode & S_IFMT == S_IFREG else { throw AudioError.unreadable(path, reason: "not a regular file") }
+        if info0.st_size == 0 { throw AudioError.empty(path) }
         var info = SF_INFO()
         openLock.lock()
         let opened = sf_open(path, Int32(SFM_READ), &info)

@@ -56,7 +56,7 @@ public struct ModelCard: Codable, Sendable {
         }
         let card: ModelCard
         do { card = try JSONDecoder().decode(ModelCard.self, from: data) } catch {
-            throw ModelError.corrupt(url.path, reason: "not a valid model card: \(describeDecodingError(error))")
+            throw ModelError.corrupt(url.path, reason: "not a valid model card: \(describeDecodingError(error, data: data))")
         }
         if let problem = card.features.problem { throw ModelError.corrupt(url.path, reason: problem) }
         guard card.windowSeconds >= 0.5 && card.windowSeconds <= 30 else {
@@ -93,15 +93,22 @@ public struct ModelCard: Codable, Sendable {
     }
 }
 
-/// A short form of a decoding error for one-line messages: which key, what was wrong.
-public func describeDecodingError(_ error: Error) -> String {
+/// A short form of a decoding error for one-line messages: which key, what was wrong. `data` (the
+/// decoded text) tells a malformed file from a number that does not fit its field, which
+/// JSONDecoder reports alike.
+public func describeDecodingError(_ error: Error, data: Data? = nil) -> String {
     func path(_ c: DecodingError.Context, _ key: CodingKey? = nil) -> String {
         (c.codingPath + (key.map { [$0] } ?? [])).map(\.stringValue).joined(separator: ".")
     }
     switch error as? DecodingError {
     case .keyNotFound(let key, let c): return "missing '\(path(c, key))'"
     case .typeMismatch(_, let c), .valueNotFound(_, let c): return "wrong type for '\(path(c))'"
-    case .dataCorrupted(let c): return c.codingPath.isEmpty ? "not valid JSON" : "bad value for '\(path(c))'"
+    case .dataCorrupted(let c):
+        if !c.codingPath.isEmpty { return "bad value for '\(path(c))'" }
+        if let data, (try? JSONSerialization.jsonObject(with: data)) != nil {
+            return "a number does not fit its field (a fraction where a whole number belongs, or out of range)"
+        }
+        return "not valid JSON"
     default: return "\(error)"
     }
 }

@@ -78,11 +78,30 @@ public final class EventLog {
     deinit { if fd >= 0 { close(fd) } }
 
     private func open() throws {
-        let fd = Foundation.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw LogError(path: path, reason: String(cString: strerror(errno))) }
-        self.fd = fd
+        // Non-blocking: a FIFO nobody reads is an error now, not a hang at start-up.
+        let fd = Foundation.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0o644)
+        guard fd >= 0 else {
+            throw LogError(path: path, reason: errno == ENXIO ? "it is a FIFO no process is reading" : String(cString: strerror(errno)))
+        }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         var info = stat()
-        if let header, fstat(fd, &info) == 0, info.st_size == 0 { try write(header) }
+        if fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_size > 0, let problem = formatMismatch() {
+            close(fd)
+            throw LogError(path: path, reason: problem)
+        }
+        self.fd = fd
+        if let header, fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_size == 0 { try write(header) }
+    }
+
+    /// Why appending would mix two formats in one file, or nil: a CSV log must start with this
+    /// header, a JSON-lines log with "{".
+    private func formatMismatch() -> String? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        let start = String(decoding: (try? handle.read(upToCount: 4096)) ?? Data(), as: UTF8.self)
+        let firstLine = start.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        let matches = header.map { firstLine == $0 } ?? firstLine.hasPrefix("{")
+        return matches ? nil : "it holds another log format (\(header == nil ? "not JSON lines" : "not this CSV header")); choose a new file"
     }
 
     /// Appends `line` and a newline in one system call. If only part of it could be written (a full

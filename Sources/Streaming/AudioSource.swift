@@ -94,6 +94,10 @@ public final class ReplaySource: AudioSource, @unchecked Sendable {
                 if file == nil {
                     guard let next = remaining.popFirst() else { return }
                     file = try AudioFile(path: next)
+                    // Replaced since the check at start: it would play at the wrong speed.
+                    if file!.sampleRate != sampleRate {
+                        throw AudioError.unreadable(next, reason: "its sample rate changed to \(file!.sampleRate) Hz during the replay (\(sampleRate) Hz expected)")
+                    }
                 }
                 guard try file!.read(maxFrames: blockFrames, into: &block) > 0 else {
                     file = nil

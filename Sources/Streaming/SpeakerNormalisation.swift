@@ -117,7 +117,16 @@ public struct SpeakerProfile: Codable, Sendable {
         guard let data = FileManager.default.contents(atPath: path) else { throw ProfileError(path: path, reason: "cannot read it") }
         let profile: SpeakerProfile
         do { profile = try JSONDecoder().decode(SpeakerProfile.self, from: data) } catch {
-            throw ProfileError(path: path, reason: "not a valid profile (\(describeDecodingError(error)))")
+            throw ProfileError(path: path, reason: "not a valid profile (\(describeDecodingError(error, data: data)))")
+        }
+        guard profile.version == 1 else {
+            throw ProfileError(path: path, reason: "profile version \(profile.version) is not the version 1 this program writes")
+        }
+        // Log-mel values lie between log(logFloor) and a few tens; seconds come from a calibration.
+        guard profile.mean.allSatisfy({ $0.isFinite && abs($0) <= 100 }), profile.speechSeconds.isFinite,
+              profile.speechSeconds >= 3, profile.speechSeconds <= 86_400,
+              profile.sex.confidence >= 0, profile.sex.confidence <= 1 else {
+            throw ProfileError(path: path, reason: "values out of range (mean within +-100, speechSeconds 3...86400, sex confidence 0...1)")
         }
         guard profile.features == card.features else {
             throw ProfileError(path: path, reason: "made with other front-end parameters than the model's; calibrate again")
@@ -125,7 +134,6 @@ public struct SpeakerProfile: Codable, Sendable {
         guard profile.mean.count == card.features.melBands else {
             throw ProfileError(path: path, reason: "its mean has \(profile.mean.count) values, the model needs \(card.features.melBands)")
         }
-        guard profile.mean.allSatisfy(\.isFinite) else { throw ProfileError(path: path, reason: "its mean is not finite") }
         guard card.speakerNormalisation != nil else {
             throw ProfileError(path: path, reason: "the model \(card.name) is not speaker-normalised, so a profile cannot help it")
         }

@@ -105,7 +105,19 @@ final class CalibrateTests: XCTestCase {
         try text.prefix(text.count / 2).write(to: truncated, atomically: true, encoding: .utf8)
         try text.replacingOccurrences(of: "\"melBands\" : 40", with: "\"melBands\" : 64")
             .write(to: mismatched, atomically: true, encoding: .utf8)
-        for (profile, message) in [(truncated, "not a valid profile"), (mismatched, "other front-end parameters")] {
+        // Loadable but implausible: a future version, a negative duration, a huge mean.
+        func variant(_ name: String, _ change: (inout [String: Any]) -> Void) throws -> URL {
+            var object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as! [String: Any]
+            change(&object)
+            let url = dir.appendingPathComponent(name)
+            try JSONSerialization.data(withJSONObject: object).write(to: url)
+            return url
+        }
+        let future = try variant("future.json") { $0["version"] = 99 }
+        let negative = try variant("negative.json") { $0["speechSeconds"] = -5 }
+        let huge = try variant("huge.json") { var m = $0["mean"] as! [Double]; m[0] = 3e38; $0["mean"] = m }
+        for (profile, message) in [(truncated, "not a valid profile"), (mismatched, "other front-end parameters"),
+                                   (future, "version 99"), (negative, "out of range"), (huge, "out of range")] {
             // The audio path does not exist: the profile must be refused before it is looked at.
             let run = try CLI.run(["analyze", "--model", Self.model, "--profile", profile.path, "/nonexistent.wav"])
             XCTAssertNotEqual(run.status, 0)

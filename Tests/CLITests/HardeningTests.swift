@@ -160,3 +160,47 @@ final class HardeningTests: XCTestCase {
         XCTAssertTrue(run.stderr.contains("NaN"), run.stderr)
     }
 }
+
+/// The "should fix" cases: messages that named the wrong cause, and waits that never ended.
+final class MessageTests: XCTestCase {
+    let angry = CLI.clip("03-01-05-02-01-01-01")
+
+    func testDevicesAndPipesAreNotCalledEmptyFiles() throws {
+        let run = try CLI.run(["analyze", "/dev/zero", "--format", "jsonl"])
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.stdout.contains("not a regular file"), run.stdout)
+    }
+
+    func testANumberOfTheWrongKindIsNamedInTheConfigError() throws {
+        let dir = try temporaryDirectory(self)
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: CLI.root.appendingPathComponent("config.json"))) as! [String: Any]
+        config["model"] = CLI.root.appendingPathComponent("Models/emotion-cnn.json").path
+        var windows = config["windows"] as! [String: Any]
+        windows["batchWindows"] = 16.5
+        config["windows"] = windows
+        let url = dir.appendingPathComponent("config.json")
+        try JSONSerialization.data(withJSONObject: config).write(to: url)
+        let run = try CLI.run(["analyze", angry, "--config", url.path])
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertFalse(run.stderr.contains("not valid JSON"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("does not fit its field"), run.stderr)
+    }
+
+    func testALogFIFOWithoutAReaderIsAnErrorNotAHang() throws {
+        let fifo = try temporaryDirectory(self).appendingPathComponent("events.fifo")
+        XCTAssertEqual(mkfifo(fifo.path, 0o600), 0)
+        let run = try CLI.run(["listen", "--headless", "--fast", "--replay", angry, "--log", fifo.path], timeout: 30)
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.stderr.contains("no process is reading"), run.stderr)
+    }
+
+    func testAppendingAnotherLogFormatIsRefused() throws {
+        let log = try temporaryDirectory(self).appendingPathComponent("events.log")
+        var run = try CLI.run(["listen", "--headless", "--fast", "--replay", angry, "--log", log.path])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        run = try CLI.run(["listen", "--headless", "--fast", "--replay", angry, "--log", log.path, "--log-format", "csv"])
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.stderr.contains("another log format"), run.stderr)
+        for line in try String(contentsOf: log, encoding: .utf8).split(separator: "\n") { _ = json(String(line)) }
+    }
+}
