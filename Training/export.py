@@ -178,8 +178,10 @@ def card(final, evaluation, name):
                  "non-commercial research, credit each corpus, and respect the most restrictive of their terms "
                  "(TESS: CC BY-NC-ND 4.0, RAVDESS: CC BY-NC-SA 4.0). The program's code has its own licence (LICENSE).",
         "limitations": "Acted or elicited speech from 55 speakers in English and Urdu; on corpora it never heard it is "
-                       "right on about half the clips over the eight classes (evaluation.leaveOneCorpusOut), far below "
-                       "the RAVDESS figure. Spontaneous speech, other languages, children, far or noisy microphones are "
+                       + (f"right on {min(c['accuracy8'] for c in loco.values()):.0f}-"
+                          f"{max(c['accuracy8'] for c in loco.values()):.0f} % of the clips over the eight classes "
+                          "(evaluation.leaveOneCorpusOut), far below the RAVDESS figure. " if loco else "") +
+                       "Spontaneous speech, other languages, children, far or noisy microphones are "
                        "unmeasured and likely worse. 'calm' exists only in RAVDESS.",
     }
     if "population_mean" in final:

@@ -15,21 +15,22 @@ import tempfile
 
 import numpy as np
 
+import export
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared/data"
 FOLDS = ["1-4", "5-8", "9-12", "13-16", "17-20"]
 
 
-def evaluate(binary, tmp, prefix, run, card_name, data, extra):
+def evaluate(binary, tmp, prefix, run, data, extra):
     """The Swift program's report (one JSON object) for runs/<prefix><run> on `data`, or None if not trained."""
     weights = ROOT / "Training/runs" / f"{prefix}{run}.safetensors"
     if not weights.exists():
         print(f"{run}: {weights.name} missing, skipped")
         return None
-    card = json.loads((ROOT / "Models" / f"{card_name}.json").read_text())
-    card["weights"] = weights.name
-    if "speakerNormalisation" in card:  # the run's own training speakers stand in for the population
-        card["speakerNormalisation"]["populationMean"] = json.loads(weights.with_suffix(".json").read_text())["population_mean"]
+    # The card export.py would write for this run (its own training speakers' mean, when speaker-normalised).
+    card = export.card(json.loads(weights.with_suffix(".json").read_text()),
+                       {"ravdessCrossValidation": {}, "leaveOneCorpusOut": {}}, f"{prefix}{run}")
     shutil.copyfile(weights, pathlib.Path(tmp) / weights.name)
     (pathlib.Path(tmp) / f"{run}.json").write_text(json.dumps(card))
     out = subprocess.run([binary, "evaluate", *data, "--format", "json", "--model", str(pathlib.Path(tmp) / f"{run}.json")] + extra,
@@ -41,12 +42,11 @@ def main():
     args = sys.argv[1:]
     extra = args[args.index("--") + 1:] if "--" in args else []
     prefix = args[args.index("--prefix") + 1] if "--prefix" in args else ""
-    card_name = "emotion-cnn-sn" if prefix == "sn-" else "emotion-cnn"
     binary = ROOT / ".build/release/emotion-monitor"
     accs, uars, sexes = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for k, actors in enumerate(FOLDS, 1):
-            r = evaluate(binary, tmp, prefix, f"fold{k}", card_name, [str(DATA / "ravdess"), "--actors", actors], extra)
+            r = evaluate(binary, tmp, prefix, f"fold{k}", [str(DATA / "ravdess"), "--actors", actors], extra)
             if r is None:
                 continue
             accs.append(r["accuracy"]), uars.append(r["uar"]), sexes.append(r["sex_accuracy"])
@@ -56,7 +56,7 @@ def main():
             print(f"RAVDESS mean: accuracy {100 * np.mean(accs):.1f} +- {100 * np.std(accs):.1f} %, "
                   f"UAR {100 * np.mean(uars):.1f} +- {100 * np.std(uars):.1f} %, sex {100 * np.mean(sexes):.1f} %")
         for corpus in ["tess", "savee", "urdu"]:
-            r = evaluate(binary, tmp, prefix, f"loco-{corpus}", card_name, [str(DATA / corpus), "--corpus", corpus], extra)
+            r = evaluate(binary, tmp, prefix, f"loco-{corpus}", [str(DATA / corpus), "--corpus", corpus], extra)
             if r is None:
                 continue
             own = r["own_classes"]

@@ -59,7 +59,7 @@ struct Calibrate: ParsableCommand {
     func run() throws {
         let (config, weights) = try common.loadAnalysis()
         guard weights.card.speakerNormalisation != nil else {
-            throw Failure("the model \(weights.card.name) is not speaker-normalised: a profile cannot help it")
+            throw Failure("the model \(weights.card.name) is not speaker-normalised: a profile cannot help it (calibrate with --model Models/emotion-cnn-sn.json)")
         }
         let analyzer = ClipAnalyzer(classifier: EmotionClassifier(weights: weights), windows: config.windows, speech: config.speech)
         var mean = SpeakerMean(bands: weights.card.features.melBands)

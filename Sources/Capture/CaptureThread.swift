@@ -169,7 +169,9 @@ public final class CaptureThread: @unchecked Sendable {
         switch current.sampleFormat {
         case .s16: mixDown(Int16.self, frames: frames, channels: current.channels, scale: scale) { Float($0) }
         case .s32: mixDown(Int32.self, frames: frames, channels: current.channels, scale: scale) { Float($0) }
-        case .float: mixDown(Float.self, frames: frames, channels: current.channels, scale: scale) { $0 }
+        // NaN or infinity from a float device becomes silence, as in decoded files: one bad sample
+        // would otherwise make every feature of the window NaN.
+        case .float: mixDown(Float.self, frames: frames, channels: current.channels, scale: scale) { $0.isFinite ? $0 : 0 }
         }
         ring.write(UnsafeBufferPointer(start: monoBuffer, count: frames))
         capturedFrames.wrappingIncrement(by: frames, ordering: .relaxed)

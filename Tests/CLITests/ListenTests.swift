@@ -134,6 +134,27 @@ final class ListenTests: XCTestCase {
         XCTAssertEqual(events.first?["voice"] as? Bool, true)
     }
 
+    func testNaNAndInfinityFromAFloatDeviceAreCleanedLikeDecodedFiles() throws {
+        let dir = try temporaryDirectory(self)
+        let raw = dir.appendingPathComponent("speech.raw")
+        try CLI.sox([angry, "-t", "raw", "-e", "floating-point", "-b", "32", "-c", "1", "-r", "48000", raw.path])
+        // A NaN and an infinity every 0.1 s: uncleaned, every 10 ms frame holding one reads as -120 dB and the
+        // window's features turn NaN.
+        var samples = try Data(contentsOf: raw).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        for i in stride(from: 0, to: samples.count, by: 4800) { samples[i] = .nan }
+        for i in stride(from: 2400, to: samples.count, by: 4800) { samples[i] = .infinity }
+        try samples.withUnsafeBytes { Data($0) }.write(to: raw)
+        let run = try CLI.run(["listen", "--device", "testcap", "--duration", "4", "--headless"],
+                              environment: try CLI.filePCM(playing: raw, in: dir))
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let events = run.lines.map { json($0) }
+        XCTAssertFalse(events.isEmpty)
+        for event in events {
+            XCTAssertEqual(event["voice"] as? Bool, true, "\(event)")
+            XCTAssertEqual(event["label"] as? String, "angry", "\(event)")
+        }
+    }
+
     func testStatusLineFitsAFixedWidthTerminalAndRestoresTheCursor() throws {
         let output = try runInPseudoTerminal(["listen", "--replay", angry, "--fast"], columns: 60)
         XCTAssertTrue(output.contains("\u{1B}[?25l"), "cursor hidden while live")
@@ -142,7 +163,7 @@ final class ListenTests: XCTestCase {
         XCTAssertFalse(frames.isEmpty)
         for frame in frames { XCTAssertLessThanOrEqual(frame.count, 59, frame) }
         XCTAssertTrue(frames.contains { $0.contains("dB") && $0.contains("%") }, "\(frames)")
-        XCTAssertTrue(frames.filter { $0.contains("%") }.allSatisfy { $0.contains("norm online") }, "bars give way to the normalisation: \(frames)")
+        XCTAssertTrue(frames.filter { $0.contains("%") }.allSatisfy { $0.contains("norm none") }, "bars give way to the normalisation (the default model uses none): \(frames)")
         XCTAssertTrue(output.contains("\u{1B}[1m"), "colour on a terminal")
 
         let plain = try runInPseudoTerminal(["listen", "--replay", angry, "--fast"], columns: 60, environment: ["NO_COLOR": "1"])
