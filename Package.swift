@@ -23,6 +23,7 @@ let package = Package(
         system("CSoxr", "soxr", "libsoxr-dev"),
         system("COpenBLAS", "openblas", "libopenblas-dev"),
         .target(name: "CALSAErrors", dependencies: ["CALSA"]),
+        .target(name: "CFMAPeak"),
 
         .target(name: "RingBuffer", dependencies: [.product(name: "Atomics", package: "swift-atomics")]),
         .target(name: "Capture", dependencies: [
@@ -33,7 +34,7 @@ let package = Package(
         .target(name: "Streaming", dependencies: ["Features", "Model", "RingBuffer", "Capture"]),
         .target(name: "Output", dependencies: ["Streaming", "Features", "Model"]),
         .executableTarget(name: "CLI", dependencies: [
-            "Streaming", "Output", "Capture", "Features", "Model",
+            "Streaming", "Output", "Capture", "Features", "Model", "CFMAPeak",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CFMAPeak
 import Features
 import Foundation
 import Model
@@ -43,14 +44,14 @@ struct Bench: ParsableCommand {
         // Warm up (page in the model, plan the FFT) before timing.
         let analyzer = ClipAnalyzer(classifier: EmotionClassifier(weights: weights), windows: config.windows, speech: config.speech)
         _ = try? analyzer.analyze(path: files[0])
-        let warmModel = analyzer.modelSeconds
+        let (warmModel, warmWindows) = (analyzer.modelSeconds, analyzer.modelWindows)
         var audio = 0.0
-        let single = try measure {
+        let single = measure {
             for f in files { audio += (try? analyzer.analyze(path: f))?.duration ?? 0 }
         }
         let model = analyzer.modelSeconds - warmModel
         let threads = ProcessInfo.processInfo.activeProcessorCount
-        let parallel = try measure {
+        let parallel = measure {
             forEachAnalyzed(files, weights: weights, config: config, threads: threads,
                             work: { a, f in _ = try? a.analyze(path: f) }, deliver: { _, _ in })
         }
@@ -59,6 +60,13 @@ struct Bench: ParsableCommand {
         print(String(format: "one thread      real-time factor %.5f (%.0fx faster than real time)", single / audio, audio / single))
         print(String(format: "  decode+features %.5f  (%.1f%%)", (single - model) / audio, 100 * (single - model) / single))
         print(String(format: "  CNN             %.5f  (%.1f%%)", model / audio, 100 * model / single))
+        let windows = analyzer.modelWindows - warmWindows
+        let gmacs = Double(windows * weights.multiplyAddsPerWindow) / model / 1e9
+        var isa: UnsafePointer<CChar>?
+        let peak = fma_peak_gflops(1, &isa) / 2
+        print(String(format: "  CNN speed       %.1f GMAC/s over %d windows, batches of %d: %.0f%% of one core's fp32 FMA peak (%.1f GFMA/s, %@, measured)",
+                     gmacs, windows, config.windows.batchWindows, 100 * gmacs / peak, peak, String(cString: isa!)))
+        print("  CNN kernels     \(BLASKernels.description)")
         print(String(format: "all %d cores     %.1f files/s, real-time factor %.5f", threads, Double(files.count) / parallel, parallel / audio))
         print("peak memory     \(peakResidentMegabytes()) MB resident")
         if longHours > 0 {
@@ -80,7 +88,7 @@ struct Bench: ParsableCommand {
         let total = Int(longHours * 3600 * Double(file.sampleRate))
         var label = "-"
         let elapsed = try measure {
-            let stream = try FeatureStream(parameters: analyzer.classifier.card.features, inputRate: file.sampleRate)
+            let stream = try FeatureStream(for: analyzer.classifier.card, inputRate: file.sampleRate)
             var block = [Float](repeating: 0, count: 1 << 16)
             var pushed = 0
             while pushed < total {

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import Logging
+import Model
 import Output
 
 @main
@@ -9,6 +11,30 @@ struct EmotionMonitor: ParsableCommand {
         abstract: "Speech-emotion monitor: which of eight emotions a voice carries, live or from recordings.",
         subcommands: [Listen.self, Analyze.self, Calibrate.self, Evaluate.self, Devices.self, Bench.self]
     )
+
+    static func main() {
+        relaunchWithWiderBLASKernels()
+        Logger.emotionMonitor(level: .info).debug("CNN kernels: \(BLASKernels.description)")
+        main(nil)
+    }
+}
+
+/// Re-executes this program with `OPENBLAS_CORETYPE` set when OpenBLAS loaded kernels narrower than
+/// the CPU's vector units (see `BLASKernels`). A failed exec keeps the slower kernels: not an error.
+private func relaunchWithWiderBLASKernels() {
+    guard let environment = BLASKernels.relaunchEnvironment() else { return }
+    for (name, value) in environment { setenv(name, value, 1) }
+    execv("/proc/self/exe", CommandLine.unsafeArgv)
+    for name in environment.keys { unsetenv(name) }
+}
+
+extension Logger {
+    /// The program's logger on stderr; `EMOTION_MONITOR_LOG_LEVEL` (trace, debug, info, ...) overrides `level`.
+    static func emotionMonitor(level: Logger.Level) -> Logger {
+        var logger = Logger(label: "emotion-monitor")
+        logger.logLevel = ProcessInfo.processInfo.environment["EMOTION_MONITOR_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? level
+        return logger
+    }
 }
 
 /// A one-line error for the user; ArgumentParser prints it as "Error: ..." and exits non-zero.

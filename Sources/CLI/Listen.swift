@@ -58,8 +58,7 @@ struct Listen: ParsableCommand {
         if let smoothing { config.smoothing.windows = smoothing }
         if let hysteresis { config.smoothing.hysteresis = hysteresis }
         if let problem = config.problem { throw Failure(problem) }
-        var logger = Logger(label: "emotion-monitor")
-        logger.logLevel = headless ? .info : .warning
+        let logger = Logger.emotionMonitor(level: headless ? .info : .warning)
 
         let session = try LiveSession(config: config, weights: weights, normalisation: try speaker.normalisation(for: weights.card),
                                       device: device ?? config.listen.device,

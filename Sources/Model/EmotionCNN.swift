@@ -76,6 +76,19 @@ public final class ModelWeights: @unchecked Sendable {
     }
 }
 
+extension ModelWeights {
+    /// Multiply-adds of one window through the convolutions (the heads add under 0.01 %): what the
+    /// CNN's GMAC/s in `bench` counts.
+    public var multiplyAddsPerWindow: Int {
+        var (height, width, total) = (card.features.melBands, card.windowFrames, 0)
+        for conv in convs {
+            total += conv.outChannels * conv.inChannels * 9 * height * width
+            (height, width) = (height / 2, width / 2)
+        }
+        return total
+    }
+}
+
 /// One window's output: logits and probabilities for emotion and speaker sex.
 public struct Prediction: Sendable, Equatable {
     public var emotionLogits: [Float]

@@ -56,8 +56,10 @@ public final class ClipAnalyzer {
     public let classifier: EmotionClassifier
     public let windows: WindowSettings
     public let speech: SpeechActivity
-    /// Seconds spent in the CNN so far (the rest of `analyze` is decoding and features): for `bench`.
+    /// Seconds spent in the CNN so far (the rest of `analyze` is decoding and features), and the
+    /// windows it classified in them: for `bench`.
     public private(set) var modelSeconds: Double = 0
+    public private(set) var modelWindows = 0
     /// Frames decoded per read: bounds memory for long files.
     static let blockFrames = 1 << 16
 
@@ -98,7 +100,7 @@ public final class ClipAnalyzer {
     /// Decodes a whole file, block by block, into a feature stream.
     public func features(path: String) throws -> (FeatureStream, AudioFile) {
         let file = try AudioFile(path: path)
-        let stream = try FeatureStream(parameters: card.features, inputRate: file.sampleRate)
+        let stream = try FeatureStream(for: card, inputRate: file.sampleRate)
         var block: [Float] = []
         while true {
             block.removeAll(keepingCapacity: true)
@@ -180,12 +182,13 @@ public final class ClipAnalyzer {
             for s in starts {
                 let first = Int((Double(s) / Double(hop)).rounded(.down))
                 stream.appendWindow(startFrame: first, count: frames, to: &batch)
-                pitch.append(stream.pitchStatistics(startFrame: first, count: frames))
+                if card.architecture.sexPitchInputs > 0 { pitch.append(stream.pitchStatistics(startFrame: first, count: frames)) }
             }
             let t0 = DispatchTime.now().uptimeNanoseconds
             let batchMeans = means.map { Array($0[starts.indices]) } ?? []
             out += batch.withUnsafeBufferPointer { classifier.predict(frames: $0, count: starts.count, speakerMeans: batchMeans, pitch: pitch) }
             modelSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            modelWindows += starts.count
         }
         return out
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Features
+import Model
 
 /// Audio at the source's rate in, 16 kHz log-mel frames and 10 ms energies out, kept until
 /// discarded: the one front end that file analysis, replay and live capture share.
@@ -8,14 +9,15 @@ public final class FeatureStream {
     public let parameters: FeatureParameters
     private let resampler: Resampler
     private let mel: MelSpectrogram
-    private let pitch: PitchTracker
+    /// Only for a model whose sex head hears pitch: it costs as much as the log-mel.
+    private let pitch: PitchTracker?
     private let meter = EnergyMeter()
     private var resampled: [Float] = []
 
     /// Log-mel frames, frame-major; `frames[0]` is stream frame `firstFrame`.
     public private(set) var frames: [Float] = []
     public private(set) var firstFrame = 0
-    /// Per log-mel frame (the same indices as `frames`): F0 in Hz (0 unvoiced) and level in dBFS.
+    /// Per log-mel frame (the same indices as `frames`) when tracking pitch: F0 in Hz (0 unvoiced) and level in dBFS.
     public private(set) var f0: [Float] = []
     public private(set) var levels: [Float] = []
     /// 10 ms mean-square energies; `energies[0]` is stream frame `firstEnergy`.
@@ -24,11 +26,16 @@ public final class FeatureStream {
     /// 16 kHz samples received so far.
     public private(set) var sampleCount = 0
 
-    public init(parameters: FeatureParameters, inputRate: Int) throws {
+    public init(parameters: FeatureParameters, inputRate: Int, tracksPitch: Bool) throws {
         self.parameters = parameters
         resampler = try Resampler(inputRate: inputRate, outputRate: parameters.sampleRate)
         mel = MelSpectrogram(parameters: parameters)
-        pitch = PitchTracker(parameters: parameters)
+        pitch = tracksPitch ? PitchTracker(parameters: parameters) : nil
+    }
+
+    /// The features `card`'s model reads.
+    public convenience init(for card: ModelCard, inputRate: Int) throws {
+        try self.init(parameters: card.features, inputRate: inputRate, tracksPitch: card.architecture.sexPitchInputs > 0)
     }
 
     /// Adds samples at the input rate; only the frames they complete are computed.
@@ -48,7 +55,7 @@ public final class FeatureStream {
     private func ingest() {
         sampleCount += resampled.count
         mel.process(resampled, into: &frames)
-        pitch.process(resampled, f0: &f0, levels: &levels)
+        pitch?.process(resampled, f0: &f0, levels: &levels)
         meter.process(resampled, into: &energies)
     }
 
@@ -56,8 +63,8 @@ public final class FeatureStream {
     public func discard(before sample: Int) {
         let dropFrames = min(frames.count / parameters.melBands, max(0, sample / parameters.hopLength - firstFrame))
         frames.removeFirst(dropFrames * parameters.melBands)
-        f0.removeFirst(dropFrames)
-        levels.removeFirst(dropFrames)
+        f0.removeFirst(min(dropFrames, f0.count))
+        levels.removeFirst(min(dropFrames, levels.count))
         firstFrame += dropFrames
         let dropEnergies = min(energies.count, max(0, sample / EnergyMeter.frameLength - firstEnergy))
         energies.removeFirst(dropEnergies)

@@ -46,7 +46,7 @@ public final class SlidingWindow {
         self.windows = windows
         self.speech = speech
         let card = classifier.card
-        stream = try FeatureStream(parameters: card.features, inputRate: inputRate)
+        stream = try FeatureStream(for: card, inputRate: inputRate)
         smoother = Smoother(settings: smoothing)
         means = SpeakerMeans(mode: normalisation, card: card)
         windowSamples = Int(card.windowSeconds * Double(card.features.sampleRate))
@@ -100,7 +100,7 @@ public final class SlidingWindow {
         let first = (end - windowSamples) / hop
         stream.appendWindow(startFrame: first, count: classifier.card.windowFrames, to: &frames)
         let speakerMeans = speakerMean.map { [$0] } ?? []
-        let pitch = [stream.pitchStatistics(startFrame: first, count: classifier.card.windowFrames)]
+        let pitch = classifier.card.architecture.sexPitchInputs > 0 ? [stream.pitchStatistics(startFrame: first, count: classifier.card.windowFrames)] : []
         let prediction = frames.withUnsafeBufferPointer { classifier.predict(frames: $0, count: 1, speakerMeans: speakerMeans, pitch: pitch)[0] }
         let (smoothed, label) = smoother.add(prediction.emotion)
         event.window = prediction

@@ -8,6 +8,28 @@ final class AnalyzeTests: XCTestCase {
     let angry = CLI.clip("03-01-05-02-01-01-01")
     let emotions = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
 
+    func testEveryKernelFamilyTheCPUHasGivesTheSameProbabilities() throws {
+        let flags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let cores = ["Prescott", "Haswell"] + (flags.contains(" avx512f") ? ["SkylakeX"] : [])
+        var first: [[String: Double]]?
+        for core in cores {
+            let run = try CLI.run(["analyze", "--format", "jsonl", angry, CLI.clip("03-01-03-02-01-01-02")],
+                                  environment: ["OPENBLAS_CORETYPE": core, "EMOTION_MONITOR_LOG_LEVEL": "debug"])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            XCTAssertTrue(run.stderr.contains("CNN kernels: OpenBLAS \(core), from OPENBLAS_CORETYPE=\(core)"), run.stderr)
+            let probabilities = run.lines.map { json($0)["probabilities"] as! [String: Double] }
+            if let first {
+                for (a, b) in zip(first, probabilities) {
+                    for e in emotions { XCTAssertEqual(a[e]!, b[e]!, accuracy: 2e-4, "\(core) \(e)") }
+                }
+            } else {
+                first = probabilities
+            }
+        }
+        let quiet = try CLI.run(["analyze", angry])
+        XCTAssertFalse(quiet.stderr.contains("CNN kernels"), "debug only: \(quiet.stderr)")
+    }
+
     func testJSONLinesHaveExactlyTheDocumentedFields() throws {
         let run = try CLI.run(["analyze", "--format", "jsonl", angry, CLI.clip("03-01-03-02-01-01-02")])
         XCTAssertEqual(run.status, 0, run.stderr)

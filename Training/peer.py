@@ -1,0 +1,118 @@
+"""The peer that `analyze` is measured against: the shipped card's front end and weights run the way
+most speech-emotion projects run them (librosa for decoding, resampling and the log-mel, PyTorch for
+the CNN), on one core, clip for clip as `analyze` does (speech region, 3 s windows 0.5 s apart, mean
+of their softmax). In the same run it times `emotion-monitor analyze --jobs 1` on the same core, and
+checks that both give every file the same label.
+
+    python3 Training/peer.py [--model Models/emotion-cnn.json] [--limit N] [DIR]   # DIR: RAVDESS by default
+
+Prints each side's seconds and peak memory, and the labels that differ (none expected).
+"""
+import argparse
+import json
+import os
+import pathlib
+import resource
+import subprocess
+import sys
+import time
+
+os.environ.update({k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")})
+os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, inherited by `analyze`
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("directory", nargs="?", default=str(ROOT.parent / "shared/data/ravdess"))
+    p.add_argument("--model", default=str(ROOT / "Models/emotion-cnn.json"))
+    p.add_argument("--limit", type=int, default=240)
+    p.add_argument("--binary", default=str(ROOT / ".build/release/emotion-monitor"))
+    args = p.parse_args()
+    files = sorted(str(f) for f in pathlib.Path(args.directory).rglob("*") if f.suffix.lower() in (".wav", ".flac"))[: args.limit]
+    if not files:
+        sys.exit(f"{args.directory}: no audio files")
+    card = json.loads(pathlib.Path(args.model).read_text())
+    if "speakerNormalisation" in card:
+        sys.exit(f"{args.model}: the peer runs models without speaker normalisation")
+
+    # The product, first, so that the peer's imports do not count in its memory.
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    out = subprocess.run([args.binary, "analyze", "--jobs", "1", "--format", "jsonl", "--model", args.model, *files],
+                         check=True, capture_output=True, text=True).stdout
+    product_wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    product_cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    product_labels = {r["file"]: r["label"] for r in map(json.loads, out.splitlines())}
+
+    t_start = time.perf_counter()
+    import librosa
+    import numpy as np
+    import torch
+
+    sys.path.insert(0, str(ROOT / "Training"))
+    import frontend as fe
+    import safetensors_io
+    from model import EmotionCNN
+
+    torch.set_num_threads(1)
+    f = card["features"]
+    channels = tuple(card["architecture"]["channels"])
+    model = EmotionCNN(channels)
+    pitch_inputs = card["architecture"].get("sexPitchInputs", 0)
+    model.sex = torch.nn.Linear(2 * channels[-1] + pitch_inputs, len(card["sexLabels"]))
+    weights = pathlib.Path(args.model).parent / card["weights"]
+    model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in safetensors_io.load(weights).items()})
+    model.eval()
+    window = int(card["windowSeconds"] * f["sampleRate"])
+    frames = 1 + (window - f["windowLength"]) // f["hopLength"]
+    imported = time.perf_counter() - t_start
+
+    floor = np.float32(np.log(f["logFloor"]))
+
+    @torch.no_grad()
+    def label(path):
+        wave, _ = librosa.load(path, sr=f["sampleRate"], mono=True, res_type="soxr_hq")
+        region = fe.speech_region(wave)
+        if region is None:
+            return None
+        # The whole file's log-mel, then each window's frames from the frame its start falls in, as
+        # `analyze` does (log-floor frames outside the file). librosa centres the 400-sample window in
+        # each 512-sample frame; the card's frames start with it, so shift by the difference.
+        shifted = np.pad(wave, ((f["fftSize"] - f["windowLength"]) // 2, 0))
+        mel = librosa.feature.melspectrogram(y=shifted, sr=f["sampleRate"], n_fft=f["fftSize"], hop_length=f["hopLength"],
+                                             win_length=f["windowLength"], window="hann", center=False, power=2.0,
+                                             n_mels=f["melBands"], fmin=f["fmin"], fmax=f["fmax"], htk=True, norm=None)
+        logmel = np.log(mel.T + f["logFloor"]).astype(np.float32)
+        starts = [s // f["hopLength"] for s in fe.window_starts(region, len(wave))]
+        windows = np.full((len(starts), frames, f["melBands"]), floor, dtype=np.float32)
+        for i, first in enumerate(starts):
+            lo, hi = max(first, 0), min(first + frames, len(logmel))
+            if hi > lo:
+                windows[i, lo - first: hi - first] = logmel[lo:hi]
+        # The sex head's pitch inputs do not touch the emotion logits.
+        emotion, _ = model(fe.znorm(torch.from_numpy(windows).transpose(1, 2)).unsqueeze(1), torch.zeros(len(starts), pitch_inputs))
+        return card["labels"][int(emotion.softmax(-1).mean(0).argmax())]
+
+    label(files[0])  # numba compiles librosa's kernels on first use: not part of the timed work
+    t0 = time.perf_counter()
+    labels = {path: label(path) for path in files}
+    peer_timed = time.perf_counter() - t0
+    peer_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    product_peak = after.ru_maxrss / 1024
+
+    differ = [p for p in files if labels[p] != product_labels.get(p)]
+    print(f"{len(files)} files from {args.directory}, model {card['name']}, one core (cpu {min(os.sched_getaffinity(0))})")
+    print(f"peer (librosa {librosa.__version__} + torch {torch.__version__}): timed part {peer_timed:.2f} s, "
+          f"with imports and model {peer_timed + imported:.2f} s, peak {peer_peak:.0f} MB resident")
+    print(f"emotion-monitor analyze --jobs 1: whole process {product_wall:.2f} s wall, {product_cpu:.2f} s CPU, "
+          f"peak {product_peak:.0f} MB resident")
+    print(f"analyze is {peer_timed / product_wall:.2f}x faster than the peer's timed part, "
+          f"{(peer_timed + imported) / product_wall:.2f}x counting its start-up")
+    print(f"labels: {len(files) - len(differ)} of {len(files)} identical" + "".join(f"\n  {p}: peer {labels[p]}, analyze {product_labels.get(p)}" for p in differ))
+
+
+if __name__ == "__main__":
+    main()
