@@ -22,6 +22,8 @@ let package = Package(
         system("CSndFile", "sndfile", "libsndfile1-dev"),
         system("CSoxr", "soxr", "libsoxr-dev"),
         system("COpenBLAS", "openblas", "libopenblas-dev"),
+        // Installed from the sherpa-onnx-core wheel by setup.sh (with a .pc file): not an apt package.
+        .systemLibrary(name: "CSherpaOnnx", pkgConfig: "sherpa-onnx-c-api"),
         .target(name: "CALSAErrors", dependencies: ["CALSA"]),
         .target(name: "CFMAPeak"),
 
@@ -29,7 +31,7 @@ let package = Package(
         .target(name: "Capture", dependencies: [
             "CALSA", "CALSAErrors", "RingBuffer", .product(name: "Atomics", package: "swift-atomics"),
         ]),
-        .target(name: "Features", dependencies: ["CFFTW", "CSndFile", "CSoxr"]),
+        .target(name: "Features", dependencies: ["CFFTW", "CSndFile", "CSoxr", "CSherpaOnnx"]),
         .target(name: "Model", dependencies: ["COpenBLAS", "Features"]),
         .target(name: "Streaming", dependencies: ["Features", "Model", "RingBuffer", "Capture"]),
         .target(name: "Output", dependencies: ["Streaming", "Features", "Model"]),

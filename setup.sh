@@ -12,5 +12,34 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# Silero VAD through sherpa-onnx's C API, from their PyPI wheels (native libraries, header and model
+# inside), pinned by version and hash: libraries in /usr/local/lib/emotion-monitor (on the loader's
+# path through ld.so.conf.d), a pkg-config file where SwiftPM looks, the model in /usr/local/share/emotion-monitor.
+sherpa=2.0.1 silero=6.2.3
+lib=/usr/local/lib/emotion-monitor share=/usr/local/share/emotion-monitor
+if [ "$(cat "$share/vad.version" 2>/dev/null)" != "sherpa-onnx-core $sherpa, silero-vad $silero" ]; then
+  sudo=$([ "$(id -u)" = 0 ] || echo sudo)
+  wheels=$(mktemp -d)
+  trap 'rm -rf "$wheels"' EXIT
+  python3 -m pip download -q --no-deps --only-binary=:all: -d "$wheels" \
+    "sherpa-onnx-core==$sherpa" "silero-vad==$silero"
+  (cd "$wheels" && sha256sum -c --quiet) <<SUMS
+f4ee0ab91c4ae596e0e49d7de32522a946295e038a652f1c1884d89014ee4ec2  sherpa_onnx_core-$sherpa-py3-none-manylinux2014_x86_64.whl
+7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8  silero_vad-$silero-py3-none-any.whl
+SUMS
+  python3 -m zipfile -e "$wheels/sherpa_onnx_core-$sherpa-py3-none-manylinux2014_x86_64.whl" "$wheels/sherpa"
+  python3 -m zipfile -e "$wheels/silero_vad-$silero-py3-none-any.whl" "$wheels/silero"
+  $sudo install -d "$lib" /usr/local/lib/pkgconfig "$share" /usr/local/include/sherpa-onnx/c-api
+  $sudo install -m 644 "$wheels"/sherpa/sherpa_onnx/lib/{libsherpa-onnx-c-api.so,libonnxruntime.so} "$lib"
+  $sudo install -m 644 "$wheels/sherpa/sherpa_onnx/include/sherpa-onnx/c-api/c-api.h" /usr/local/include/sherpa-onnx/c-api
+  $sudo install -m 644 "$wheels/silero/silero_vad/data/silero_vad.onnx" "$share"
+  printf 'Name: sherpa-onnx-c-api\nDescription: sherpa-onnx C API (from the sherpa-onnx-core wheel)\nVersion: %s\nLibs: -L%s -lsherpa-onnx-c-api\nCflags: -I/usr/local/include\n' \
+    "$sherpa" "$lib" | $sudo tee /usr/local/lib/pkgconfig/sherpa-onnx-c-api.pc >/dev/null
+  echo "$lib" | $sudo tee /etc/ld.so.conf.d/emotion-monitor.conf >/dev/null
+  $sudo ldconfig
+  echo "sherpa-onnx-core $sherpa, silero-vad $silero" | $sudo tee "$share/vad.version" >/dev/null
+fi
+
 swift build -c release --product emotion-monitor 2>&1 | grep -v '^\[' || true
 test -x .build/release/emotion-monitor

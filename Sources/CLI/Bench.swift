@@ -88,7 +88,7 @@ struct Bench: ParsableCommand {
         let total = Int(longHours * 3600 * Double(file.sampleRate))
         var label = "-"
         let elapsed = try measure {
-            let stream = try FeatureStream(for: analyzer.classifier.card, inputRate: file.sampleRate)
+            let stream = try FeatureStream(for: analyzer.classifier.card, inputRate: file.sampleRate, detector: try analyzer.speech.makeDetector())
             var block = [Float](repeating: 0, count: 1 << 16)
             var pushed = 0
             while pushed < total {

@@ -43,6 +43,12 @@ struct LiveBenchmark {
                      1000 * percentile(delays.sorted(), 0.5), 1000 * percentile(delays.sorted(), 0.99)))
         print("speaker mean    \(window.normalisation): " + String(format: "%.1f µs per hop on average, %.2f %% of a hop's analysis",
                      1e6 * window.speakerMeanSeconds / Double(max(1, hops.count)), 100 * window.speakerMeanSeconds / max(1e-9, hops.reduce(0, +))))
+        if config.speech.detector != nil {
+            print("voice detector  " + String(format: "Silero VAD %.2f ms per hop on average, %.1f %% of a hop's analysis",
+                         1e3 * window.voiceDetectorSeconds / Double(max(1, hops.count)), 100 * window.voiceDetectorSeconds / max(1e-9, hops.reduce(0, +))))
+        } else {
+            print("voice detector  none (energy gate alone)")
+        }
         print("dropped         \(monitor.droppedSamples) samples")
         print("peak memory     \(peakResidentMegabytes()) MB resident")
         try finishOutput()

@@ -100,7 +100,7 @@ struct Calibrate: ParsableCommand {
         do { capture = try CaptureDevice(name: name, preferredSampleRate: config.listen.sampleRate) } catch { throw Failure("\(error)") }
         let ring = SampleRing(capacity: Int(config.listen.ringSeconds * Double(capture.format.sampleRate)))
         let thread = CaptureThread(device: capture, ring: ring)
-        let stream = try FeatureStream(for: card, inputRate: capture.format.sampleRate)
+        let stream = try FeatureStream(for: card, inputRate: capture.format.sampleRate, detector: try config.speech.makeDetector())
         let gate = card.speakerNormalisation?.speechGate ?? config.speech
         let frameSeconds = card.features.frameSeconds
         let colour = StatusLine.colourAllowed()

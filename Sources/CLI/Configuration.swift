@@ -34,6 +34,7 @@ struct Configuration: Codable {
         if !(speech.minimumVoicedSeconds >= 0 && speech.minimumVoicedSeconds <= 60) { return "speech.minimumVoicedSeconds must be 0...60, got \(speech.minimumVoicedSeconds)" }
         if !(speech.regionRangeDb > 0 && speech.regionRangeDb <= 120) { return "speech.regionRangeDb must be in (0, 120], got \(speech.regionRangeDb)" }
         if !(speech.regionPadSeconds >= 0 && speech.regionPadSeconds <= 5) { return "speech.regionPadSeconds must be 0...5, got \(speech.regionPadSeconds)" }
+        if let problem = speech.detector?.problem { return problem }
         if !(1...100).contains(smoothing.windows) { return "smoothing.windows must be 1...100, got \(smoothing.windows)" }
         if !(smoothing.hysteresis >= 0 && smoothing.hysteresis <= 1) { return "smoothing.hysteresis must be 0...1, got \(smoothing.hysteresis)" }
         if listen.device.isEmpty { return "listen.device must not be empty" }
@@ -56,8 +57,22 @@ struct CommonOptions: ParsableArguments {
     var hop: Double?
 
     // Unconditional: the value is negative, and would otherwise be taken for a flag.
-    @Option(name: .customLong("vad-threshold"), parsing: .unconditional, help: "Voice-activity threshold in dBFS (config speech.thresholdDbfs).")
+    @Option(name: .customLong("vad-threshold"), parsing: .unconditional, help: "Energy floor of the voice gate in dBFS, checked before the speech detector (config speech.thresholdDbfs).")
     var vadThreshold: Double?
+
+    @Option(name: .customLong("vad"), help: "Speech detector: silero (Silero VAD) or energy (the energy floor alone; config speech.detector, null for energy).")
+    var detector: DetectorChoice?
+
+    @Option(name: .customLong("vad-probability"), help: "Speech probability above which Silero VAD hears speech (config speech.detector.threshold).")
+    var vadProbability: Double?
+
+    @Option(name: .customLong("vad-min-speech"), help: "Seconds of speech before Silero VAD declares it (config speech.detector.minimumSpeechSeconds).")
+    var vadMinimumSpeech: Double?
+
+    @Option(name: .customLong("vad-min-silence"), help: "Seconds of silence before Silero VAD ends speech (config speech.detector.minimumSilenceSeconds).")
+    var vadMinimumSilence: Double?
+
+    enum DetectorChoice: String, ExpressibleByArgument, CaseIterable { case silero, energy }
 
     /// The configuration with flags applied, validated.
     func resolve() throws -> (Configuration, modelURL: URL) {
@@ -71,13 +86,27 @@ struct CommonOptions: ParsableArguments {
         }
         if let problem = config.problem { throw Failure("\(url.path): \(problem)") }
         // Checked apart from the file, so a bad flag is not blamed on config.json.
+        // The detector's model is named relative to the config file, like the model card.
+        if let model = config.speech.detector?.model { config.speech.detector?.model = Self.path(model, relativeTo: url) }
         if let hop { config.windows.hopSeconds = hop }
         if let vadThreshold { config.speech.thresholdDbfs = vadThreshold }
-        if let problem = config.problem { throw Failure("--hop or --vad-threshold: \(problem)") }
-        let modelPath = model ?? config.model
-        let modelURL = model != nil || modelPath.hasPrefix("/")
-            ? URL(fileURLWithPath: modelPath) : url.deletingLastPathComponent().appendingPathComponent(modelPath)
+        switch detector {
+        case .energy?: config.speech.detector = nil
+        case .silero? where config.speech.detector == nil:
+            throw Failure("--vad silero: \(url.path) names no speech.detector model")
+        default: break
+        }
+        if let vadProbability { config.speech.detector?.threshold = vadProbability }
+        if let vadMinimumSpeech { config.speech.detector?.minimumSpeechSeconds = vadMinimumSpeech }
+        if let vadMinimumSilence { config.speech.detector?.minimumSilenceSeconds = vadMinimumSilence }
+        if let problem = config.problem { throw Failure("--hop or a --vad option: \(problem)") }
+        let modelURL = URL(fileURLWithPath: model ?? Self.path(config.model, relativeTo: url))
         return (config, modelURL)
+    }
+
+    /// `path` as written in the config file at `config`: absolute, or relative to the file's folder.
+    private static func path(_ path: String, relativeTo config: URL) -> String {
+        path.hasPrefix("/") || path.isEmpty ? path : config.deletingLastPathComponent().appendingPathComponent(path).path
     }
 
     private func configURL() throws -> URL {
@@ -101,6 +130,8 @@ struct CommonOptions: ParsableArguments {
     /// The validated configuration and the model's weights (shared by every analyzer).
     func loadAnalysis() throws -> (Configuration, ModelWeights) {
         let (config, modelURL) = try resolve()
+        // Loaded once here, before any other thread, so that a missing or corrupt detector model is one error, not one per file.
+        do { try config.speech.detector.map(VoiceDetector.check) } catch { throw Failure("\(error)") }
         do {
             return (config, try ModelWeights(cardURL: modelURL))
         } catch let error as ModelError {

@@ -35,8 +35,14 @@ public struct SpeechActivity: Codable, Equatable, Sendable {
     /// when at least `minimumVoicedSeconds` of its frames are voiced.
     public var thresholdDbfs: Double = -60
     public var minimumVoicedSeconds: Double = 0.25
+    /// The speech detector behind the energy gate (a frame is voiced when loud enough and speech to
+    /// it); nil gates on energy alone.
+    public var detector: VoiceDetector.Settings?
 
     public init() {}
+
+    /// A detector for one stream at a time, or nil without one.
+    public func makeDetector() throws -> VoiceDetector? { try detector.map(VoiceDetector.init(settings:)) }
 
     /// The speech region as sample indices (16 kHz), or nil when the signal is digital silence.
     public func region(energies: [Float], sampleCount: Int) -> Range<Int>? {

@@ -33,7 +33,7 @@ private func write(_ data: Data, suffix: String) -> URL {
 /// Decodes, resamples and computes features for the whole input, as `analyze` does.
 private func decodeAudio(_ data: Data) {
     let path = write(data, suffix: "wav").path
-    guard let file = try? AudioFile(path: path), let stream = try? FeatureStream(parameters: FeatureParameters(), inputRate: file.sampleRate, tracksPitch: true) else { return }
+    guard let file = try? AudioFile(path: path), let stream = try? FeatureStream(parameters: FeatureParameters(), inputRate: file.sampleRate, tracksPitch: true, detector: nil) else { return }
     var block: [Float] = []
     while true {
         block.removeAll(keepingCapacity: true)

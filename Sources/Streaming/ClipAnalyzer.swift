@@ -39,12 +39,14 @@ public struct ClipResult: Sendable {
 }
 
 public enum AnalysisError: Error, CustomStringConvertible {
-    case noSpeech(String, thresholdDbfs: Double)
+    case noSpeech(String, speech: SpeechActivity)
 
     public var description: String {
         switch self {
-        case .noSpeech(let path, let threshold):
-            return "\(path): no speech to classify (nothing louder than the voice threshold, \(Int(threshold)) dBFS; see --vad-threshold)"
+        case .noSpeech(let path, let speech):
+            let floor = "louder than \(Int(speech.thresholdDbfs)) dBFS"
+            return "\(path): no speech to classify (" + (speech.detector == nil ? "nothing \(floor); see --vad-threshold)"
+                : "Silero VAD heard none in the audio \(floor); see --vad and --vad-threshold)")
         }
     }
 }
@@ -60,6 +62,8 @@ public final class ClipAnalyzer {
     /// windows it classified in them: for `bench`.
     public private(set) var modelSeconds: Double = 0
     public private(set) var modelWindows = 0
+    /// Made once and reset per file: loading the model costs 40-70 ms.
+    private lazy var detector = Result { try speech.makeDetector() }
     /// Frames decoded per read: bounds memory for long files.
     static let blockFrames = 1 << 16
 
@@ -100,7 +104,7 @@ public final class ClipAnalyzer {
     /// Decodes a whole file, block by block, into a feature stream.
     public func features(path: String) throws -> (FeatureStream, AudioFile) {
         let file = try AudioFile(path: path)
-        let stream = try FeatureStream(for: card, inputRate: file.sampleRate)
+        let stream = try FeatureStream(for: card, inputRate: file.sampleRate, detector: try detector.get())
         var block: [Float] = []
         while true {
             block.removeAll(keepingCapacity: true)
@@ -115,8 +119,9 @@ public final class ClipAnalyzer {
     public func analyze(stream: FeatureStream, path: String, segments: Bool = false, keepFeatures: Bool = false,
                         normalisation: Normalisation = .online) throws -> ClipResult {
         let n = stream.sampleCount
-        guard speech.hasVoice(stream.energies), let region = speech.region(energies: stream.energies, sampleCount: n) else {
-            throw AnalysisError.noSpeech(path, thresholdDbfs: speech.thresholdDbfs)
+        let heard = stream.speechEnergies
+        guard speech.hasVoice(heard), let region = speech.region(energies: heard, sampleCount: n) else {
+            throw AnalysisError.noSpeech(path, speech: speech)
         }
 
         let starts = regionWindowStarts(region, sampleCount: n)
@@ -152,7 +157,7 @@ public final class ClipAnalyzer {
     func gridWindows(_ stream: FeatureStream, normalisation: Normalisation) -> [WindowResult] {
         let w = windowSamples, h = hopSamples
         let ends = stream.sampleCount < w ? [w] : Array(stride(from: w, through: stream.sampleCount, by: h))
-        let voiced = ends.map { speech.hasVoice(stream.energies(in: ($0 - w)..<$0)) }
+        let voiced = ends.map { speech.hasVoice(stream.speechEnergies(in: ($0 - w)..<$0)) }
         var starts: [Int] = [], windowMeans: [[Float]] = []
         var means = SpeakerMeans(mode: normalisation, card: card)
         for (end, voice) in zip(ends, voiced) {

@@ -12,6 +12,11 @@ public final class FeatureStream {
     /// Only for a model whose sex head hears pitch: it costs as much as the log-mel.
     private let pitch: PitchTracker?
     private let meter = EnergyMeter()
+    /// Marks speech while the stream runs; released at `finish` for the next stream to take.
+    private var detector: VoiceDetector?
+    /// With a detector: speech or not per 10 ms frame, the same indices as `energies`.
+    private var speech: [Bool] = []
+    private let gatesSpeech: Bool
     private var resampled: [Float] = []
 
     /// Log-mel frames, frame-major; `frames[0]` is stream frame `firstFrame`.
@@ -26,16 +31,20 @@ public final class FeatureStream {
     /// 16 kHz samples received so far.
     public private(set) var sampleCount = 0
 
-    public init(parameters: FeatureParameters, inputRate: Int, tracksPitch: Bool) throws {
+    /// `detector` is reset: it now belongs to this stream until the next one takes it.
+    public init(parameters: FeatureParameters, inputRate: Int, tracksPitch: Bool, detector: VoiceDetector?) throws {
         self.parameters = parameters
         resampler = try Resampler(inputRate: inputRate, outputRate: parameters.sampleRate)
         mel = MelSpectrogram(parameters: parameters)
         pitch = tracksPitch ? PitchTracker(parameters: parameters) : nil
+        detector?.reset()
+        self.detector = detector
+        gatesSpeech = detector != nil
     }
 
-    /// The features `card`'s model reads.
-    public convenience init(for card: ModelCard, inputRate: Int) throws {
-        try self.init(parameters: card.features, inputRate: inputRate, tracksPitch: card.architecture.sexPitchInputs > 0)
+    /// The features `card`'s model reads, with speech marked by `detector`.
+    public convenience init(for card: ModelCard, inputRate: Int, detector: VoiceDetector?) throws {
+        try self.init(parameters: card.features, inputRate: inputRate, tracksPitch: card.architecture.sexPitchInputs > 0, detector: detector)
     }
 
     /// Adds samples at the input rate; only the frames they complete are computed.
@@ -50,6 +59,8 @@ public final class FeatureStream {
         resampled.removeAll(keepingCapacity: true)
         try resampler.flush(into: &resampled)
         ingest()
+        detector?.finish(into: &speech, firstFrame: firstEnergy)
+        detector = nil
     }
 
     private func ingest() {
@@ -57,6 +68,7 @@ public final class FeatureStream {
         mel.process(resampled, into: &frames)
         pitch?.process(resampled, f0: &f0, levels: &levels)
         meter.process(resampled, into: &energies)
+        detector?.process(resampled, into: &speech, firstFrame: firstEnergy)
     }
 
     /// Forgets frames and energies that start before 16 kHz sample `sample`: bounded memory when live.
@@ -69,6 +81,7 @@ public final class FeatureStream {
         let dropEnergies = min(energies.count, max(0, sample / EnergyMeter.frameLength - firstEnergy))
         energies.removeFirst(dropEnergies)
         firstEnergy += dropEnergies
+        speech.removeFirst(min(dropEnergies, speech.count))
     }
 
     /// Appends the `count` frames from stream frame `start` to `window`; frames outside what the
@@ -95,22 +108,44 @@ public final class FeatureStream {
 
     /// The energies of the 10 ms frames inside the 16 kHz sample range `range` that are still held.
     public func energies(in range: Range<Int>) -> ArraySlice<Float> {
+        energies[heldEnergies(in: range)]
+    }
+
+    /// The same with every frame the detector heard no speech in set to 0: what the voice gate, the
+    /// speech region and speaker means read (the level meter and the plot read `energies`).
+    public func speechEnergies(in range: Range<Int>) -> [Float] {
+        let held = heldEnergies(in: range)
+        guard gatesSpeech else { return Array(energies[held]) }
+        return held.map { isSpeech(heldFrame: $0) ? energies[$0] : 0 }
+    }
+
+    /// Whether the detector heard speech in held 10 ms frame `i` (frames it has not decided yet, at
+    /// the live edge, take its current state).
+    private func isSpeech(heldFrame i: Int) -> Bool {
+        !gatesSpeech || (i < speech.count ? speech[i] : detector?.isSpeaking ?? false)
+    }
+
+    /// Every held frame's `speechEnergies`.
+    public var speechEnergies: [Float] { speechEnergies(in: (firstEnergy * EnergyMeter.frameLength)..<sampleCount) }
+
+    private func heldEnergies(in range: Range<Int>) -> Range<Int> {
         let lo = min(max(range.lowerBound / EnergyMeter.frameLength - firstEnergy, 0), energies.count)
         let hi = min(max(range.upperBound / EnergyMeter.frameLength - firstEnergy, lo), energies.count)
-        return energies[lo..<hi]
+        return lo..<hi
     }
 }
 
 extension FeatureStream {
     /// Adds the speech frames among stream frames `range` that are still held to `mean`. A frame is
-    /// speech when the 10 ms energies it starts with pass the voice gate.
+    /// speech when the 10 ms energies it starts with pass `gate` (the model's, which its training
+    /// means were gated with) and the stream's detector hears speech there.
     public func accumulateSpeech(frames range: Range<Int>, into mean: inout SpeakerMean, gate: SpeechActivity) {
         let bands = parameters.melBands
         let perFrame = max(1, parameters.hopLength / EnergyMeter.frameLength)
         for t in range {
             let i = t - firstFrame, e = t * perFrame - firstEnergy
             guard i >= 0, (i + 1) * bands <= frames.count, e >= 0, e + perFrame <= energies.count,
-                  gate.isVoiced(energies[e..<(e + perFrame)]) else { continue }
+                  gate.isVoiced(energies[e..<(e + perFrame)]), isSpeech(heldFrame: e) else { continue }
             mean.add(frame: frames[(i * bands)..<((i + 1) * bands)])
         }
     }

@@ -30,6 +30,7 @@ public final class SlidingWindow {
     public let windows: WindowSettings
     public let speech: SpeechActivity
     private let stream: FeatureStream
+    private let detector: VoiceDetector?
     private var smoother: Smoother
     private var means: SpeakerMeans
     private var nextEnd: Int
@@ -37,6 +38,8 @@ public final class SlidingWindow {
     private let windowSamples: Int, hopSamples: Int
     /// Time spent keeping and reading the speaker mean, so `bench --live` can show what online normalisation costs.
     public private(set) var speakerMeanSeconds = 0.0
+    /// Time the voice detector took, for `bench --live`.
+    public var voiceDetectorSeconds: Double { detector?.seconds ?? 0 }
     /// How the speaker mean is obtained ("profile", "online" or "none").
     public var normalisation: String { means.name }
 
@@ -46,7 +49,8 @@ public final class SlidingWindow {
         self.windows = windows
         self.speech = speech
         let card = classifier.card
-        stream = try FeatureStream(for: card, inputRate: inputRate)
+        detector = try speech.makeDetector()
+        stream = try FeatureStream(for: card, inputRate: inputRate, detector: detector)
         smoother = Smoother(settings: smoothing)
         means = SpeakerMeans(mode: normalisation, card: card)
         windowSamples = Int(card.windowSeconds * Double(card.features.sampleRate))
@@ -80,9 +84,8 @@ public final class SlidingWindow {
 
     private func step(end: Int) -> LiveEvent {
         let rate = Double(classifier.card.features.sampleRate)
-        let energies = stream.energies(in: (end - windowSamples)..<end)
-        let voice = speech.hasVoice(energies)
-        let recent = energies.suffix(hopSamples / EnergyMeter.frameLength)
+        let voice = speech.hasVoice(stream.speechEnergies(in: (end - windowSamples)..<end))
+        let recent = stream.energies(in: (end - windowSamples)..<end).suffix(hopSamples / EnergyMeter.frameLength)
         let power = recent.isEmpty ? 0 : Double(recent.reduce(0, +)) / Double(recent.count)
         // Online: the speech up to this window's end joins the speaker mean (silence never moves it).
         let started = DispatchTime.now().uptimeNanoseconds

@@ -133,9 +133,10 @@ final class AnalyzeTests: XCTestCase {
         try CLI.sox([angry, six.path, "remix", "1", "1", "1", "1", "1", "1"])
         try CLI.sox([angry, short.path, "trim", "1.0", "0.5"])
         let nan = dir.appendingPathComponent("nan.wav")
-        // A tone in bursts (so it has a speech region), with three non-finite samples.
-        var samples = [Float](repeating: 0, count: 32_000)
-        for i in samples.indices where i % 4000 < 3000 { samples[i] = Float(sin(Double(i) * 0.05) * 0.3) }
+        // Speech with three non-finite samples.
+        let raw = dir.appendingPathComponent("speech.raw")
+        try CLI.sox([angry, "-t", "raw", "-e", "floating-point", "-b", "32", raw.path])
+        var samples = try Data(contentsOf: raw).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         samples[100] = Float.nan
         samples[2000] = Float.infinity
         samples[3000] = -Float.infinity
