@@ -4,9 +4,12 @@ the CNN), on one core, clip for clip as `analyze` does (speech region, 3 s windo
 of their softmax). In the same run it times `emotion-monitor analyze --jobs 1` on the same core, and
 checks that both give every file the same label.
 
-    python3 Training/peer.py [--model Models/emotion-cnn.json] [--limit N] [DIR]   # DIR: RAVDESS by default
+    python3 Training/peer.py [--model Models/emotion-cnn.json] [--limit N] [--vad] [DIR]   # DIR: RAVDESS by default
 
-Prints each side's seconds and peak memory, and the labels that differ (none expected).
+Without --vad both sides gate on energy alone (`analyze --vad energy`): the same model and the same
+windows, so the labels must agree. With --vad, `analyze` runs its Silero VAD and the peer runs the
+same model the way Python projects do (silero-vad's get_speech_timestamps), a file without speech
+getting no label. Prints each side's seconds and peak memory, and the labels that differ.
 """
 import argparse
 import json
@@ -29,6 +32,7 @@ def main():
     p.add_argument("--model", default=str(ROOT / "Models/emotion-cnn.json"))
     p.add_argument("--limit", type=int, default=240)
     p.add_argument("--binary", default=str(ROOT / ".build/release/emotion-monitor"))
+    p.add_argument("--vad", action="store_true", help="both sides run Silero VAD (pip install silero-vad for the peer)")
     args = p.parse_args()
     files = sorted(str(f) for f in pathlib.Path(args.directory).rglob("*") if f.suffix.lower() in (".wav", ".flac"))[: args.limit]
     if not files:
@@ -40,12 +44,12 @@ def main():
     # The product, first, so that the peer's imports do not count in its memory.
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    out = subprocess.run([args.binary, "analyze", "--jobs", "1", "--format", "jsonl", "--model", args.model, *files],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run([args.binary, "analyze", "--jobs", "1", "--format", "jsonl", "--model", args.model,
+                          "--vad", "silero" if args.vad else "energy", *files], capture_output=True, text=True).stdout
     product_wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     product_cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    product_labels = {r["file"]: r["label"] for r in map(json.loads, out.splitlines())}
+    product_labels = {r["file"]: r.get("label") for r in map(json.loads, out.splitlines())}
 
     t_start = time.perf_counter()
     import librosa
@@ -66,6 +70,9 @@ def main():
     weights = pathlib.Path(args.model).parent / card["weights"]
     model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in safetensors_io.load(weights).items()})
     model.eval()
+    if args.vad:
+        import silero_vad
+        vad = silero_vad.load_silero_vad()
     window = int(card["windowSeconds"] * f["sampleRate"])
     frames = 1 + (window - f["windowLength"]) // f["hopLength"]
     imported = time.perf_counter() - t_start
@@ -76,7 +83,7 @@ def main():
     def label(path):
         wave, _ = librosa.load(path, sr=f["sampleRate"], mono=True, res_type="soxr_hq")
         region = fe.speech_region(wave)
-        if region is None:
+        if region is None or args.vad and not silero_vad.get_speech_timestamps(wave, vad, threshold=0.3, min_speech_duration_ms=50):
             return None
         # The whole file's log-mel, then each window's frames from the frame its start falls in, as
         # `analyze` does (log-floor frames outside the file). librosa centres the 400-sample window in

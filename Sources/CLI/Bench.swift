@@ -59,6 +59,9 @@ struct Bench: ParsableCommand {
         print("model           \(weights.card.name), \(weights.card.features.melBands) mel bands, hop \(weights.card.features.hopLength) samples")
         print(String(format: "one thread      real-time factor %.5f (%.0fx faster than real time)", single / audio, audio / single))
         print(String(format: "  decode+features %.5f  (%.1f%%)", (single - model) / audio, 100 * (single - model) / single))
+        let vad = analyzer.voiceDetectorSeconds
+        print(config.speech.detector == nil ? "    speech detector: none (energy gate alone)"
+              : String(format: "    of which Silero VAD %.5f  (%.1f%%)", vad / audio, 100 * vad / single))
         print(String(format: "  CNN             %.5f  (%.1f%%)", model / audio, 100 * model / single))
         let windows = analyzer.modelWindows - warmWindows
         let gmacs = Double(windows * weights.multiplyAddsPerWindow) / model / 1e9

@@ -64,6 +64,8 @@ public final class ClipAnalyzer {
     public private(set) var modelWindows = 0
     /// Made once and reset per file: loading the model costs 40-70 ms.
     private lazy var detector = Result { try speech.makeDetector() }
+    /// Seconds the speech detector took so far (part of the features' time): for `bench`.
+    public var voiceDetectorSeconds: Double { ((try? detector.get()) ?? nil)?.seconds ?? 0 }
     /// Frames decoded per read: bounds memory for long files.
     static let blockFrames = 1 << 16
 

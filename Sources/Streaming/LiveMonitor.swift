@@ -25,7 +25,7 @@ public final class LiveMonitor: @unchecked Sendable {
     public private(set) var hopLatencies: [Double] = []
 
     /// How often the ring is drained: a label appears at most this long after its hop's audio.
-    public static let tick = DispatchTimeInterval.milliseconds(20)
+    public static let tick = DispatchTimeInterval.milliseconds(40)
 
     public init(source: AudioSource, ring: SampleRing, window: SlidingWindow, queue: DispatchQueue,
                 stopAfterSeconds: Double? = nil, recordLatencies: Bool = false, onEvent: @escaping (LiveEvent) -> Void, onEnd: @escaping (String?) -> Void) {
