@@ -15,6 +15,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         system("CALSA", "alsa", "libasound2-dev"),
@@ -35,8 +39,16 @@ let package = Package(
         .target(name: "Model", dependencies: ["COpenBLAS", "Features"]),
         .target(name: "Streaming", dependencies: ["Features", "Model", "RingBuffer", "Capture"]),
         .target(name: "Output", dependencies: ["Streaming", "Features", "Model"]),
+        .target(name: "Web", dependencies: [
+            "Streaming", "Output", "Model",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .executableTarget(name: "CLI", dependencies: [
-            "Streaming", "Output", "Capture", "Features", "Model", "CFMAPeak",
+            "Streaming", "Output", "Capture", "Features", "Model", "CFMAPeak", "Web",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

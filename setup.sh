@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 packages=(pkg-config libasound2-dev libfftw3-dev libsndfile1-dev libsoxr-dev libopenblas-dev
-          alsa-utils sox espeak-ng)
+          alsa-utils sox espeak-ng curl)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -40,6 +40,9 @@ SUMS
   $sudo ldconfig
   echo "sherpa-onnx-core $sherpa, silero-vad $silero" | $sudo tee "$share/vad.version" >/dev/null
 fi
+
+# The web tests parse /metrics with the Prometheus project's own Python parser.
+python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install -q prometheus-client==0.26.0
 
 swift build -c release --product emotion-monitor 2>&1 | grep -v '^\[' || true
 test -x .build/release/emotion-monitor

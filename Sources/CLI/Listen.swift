@@ -7,6 +7,7 @@ import Model
 import Output
 import RingBuffer
 import Streaming
+import Web
 
 struct Listen: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -44,11 +45,22 @@ struct Listen: ParsableCommand {
     @Option(help: "Probability lead needed to switch the shown label (config smoothing.hysteresis).")
     var hysteresis: Double?
 
+    @Option(help: "Serve the live status page, /events, /analyze, /metrics and /healthz on HOST:PORT (loopback unless --token).")
+    var serve: String?
+
+    @Option(help: "With --serve: the bearer token every route but /healthz wants (required beyond loopback).")
+    var token: String?
+
+    @Option(name: .customLong("upload-limit"), help: "With --serve: largest upload in MB.")
+    var uploadLimit: Int = 50
+
     @OptionGroup var speaker: ProfileOption
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
         if fast && replay.isEmpty { throw ValidationError("--fast needs --replay") }
+        if serve == nil && token != nil { throw ValidationError("--token needs --serve") }
+        if !(1...4096).contains(uploadLimit) { throw ValidationError("--upload-limit must be 1...4096 MB") }
         if let duration, !(duration > 0 && duration <= 1e8) { throw ValidationError("--duration must be a number of seconds in (0, 100000000]") }
         if !replay.isEmpty && device != nil { throw ValidationError("use either --device or --replay") }
     }
@@ -60,11 +72,30 @@ struct Listen: ParsableCommand {
         if let problem = config.problem { throw Failure(problem) }
         let logger = Logger.emotionMonitor(level: headless ? .info : .warning)
 
-        let session = try LiveSession(config: config, weights: weights, normalisation: try speaker.normalisation(for: weights.card),
+        let normalisation = try speaker.normalisation(for: weights.card)
+        var web: WebServer?
+        if let serve {
+            let settings: WebServer.Settings
+            do { settings = try WebServer.Settings(address: serve, token: token, uploadLimitBytes: uploadLimit * 1_000_000) } catch { throw Failure("\(error)") }
+            let (analysis, model) = (config, weights)
+            web = WebServer(settings: settings, monitor: WebServer.Monitor(card: weights.card, analyze: { path in
+                // A fresh analyzer per upload, on the server's upload queue: the live analyzer never waits for it.
+                try ClipAnalyzer(classifier: EmotionClassifier(weights: model), windows: analysis.windows, speech: analysis.speech)
+                    .analyze(path: path, segments: true, keepFeatures: true, normalisation: normalisation)
+            }), logger: logger)
+        }
+        let session = try LiveSession(config: config, weights: weights, normalisation: normalisation,
                                       device: device ?? config.listen.device,
                                       replay: replay, fast: fast, duration: duration, headless: headless,
-                                      logPath: log, logFormat: logFormat ?? config.listen.logFormat, logger: logger)
-        if let failure = session.run() { throw Failure(failure) }
+                                      logPath: log, logFormat: logFormat ?? config.listen.logFormat, web: web, logger: logger)
+        if let web {
+            let address: String
+            do { address = try web.start() } catch { throw Failure("\(error)") }
+            logger.notice("serving http://\(address)/")
+        }
+        let failure = session.run()
+        web?.stop()
+        if let failure { throw Failure(failure) }
     }
 }
 

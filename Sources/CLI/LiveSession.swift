@@ -6,6 +6,7 @@ import Model
 import Output
 import RingBuffer
 import Streaming
+import Web
 
 /// One run of `listen`: wires source, ring, analyzer and sinks, handles signals, and returns when
 /// the stream ends or a signal stops it.
@@ -29,11 +30,21 @@ final class LiveSession {
     private var health: DispatchSourceTimer?
     private var lastHealth = (dropped: 0, overruns: 0, reopens: 0, reconnecting: false)
     let labels: [String]
+    /// The web side, when serving: every event goes to its SSE clients and metrics too.
+    private let web: WebServer?
+    private let webRecord: EventRecord
+    private let hopSeconds: Double
+    private let realTime: Bool
+    private var startedAt = Date()
 
     init(config: Configuration, weights: ModelWeights, normalisation: Normalisation, device: String, replay: [String], fast: Bool, duration: Double?,
-         headless: Bool, logPath: String?, logFormat: EventFormat, logger: Logger) throws {
+         headless: Bool, logPath: String?, logFormat: EventFormat, web: WebServer?, logger: Logger) throws {
         self.logger = logger
         labels = weights.card.labels
+        self.web = web
+        webRecord = EventRecord(labels: labels, format: .jsonl)
+        hopSeconds = config.windows.hopSeconds
+        realTime = !fast
         let source: AudioSource
         let ring: SampleRing
         if !replay.isEmpty {
@@ -86,6 +97,7 @@ final class LiveSession {
         health.setEventHandler { [unowned self] in reportHealth() }
         health.resume()
         self.health = health
+        startedAt = Date()
         monitor.start()
         done.wait()
         return failure
@@ -112,6 +124,13 @@ final class LiveSession {
         let dropped = monitor.droppedSamples
         status?.draw(event, dropped: dropped, overruns: overruns)
         let now = Date()
+        if let web {
+            web.hub.publish(webRecord.line(event, at: now, dropped: dropped, overruns: overruns))
+            // In real time, a window's audio ended `end` seconds after the start: the rest is the label's delay.
+            let latency = now.timeIntervalSince(startedAt) - event.end
+            web.metrics.event(label: event.label.map { labels[$0] }, voicedSeconds: event.voice ? hopSeconds : 0,
+                              analysis: event.analysisSeconds, latency: realTime && latency >= 0 ? latency : nil)
+        }
         if let stdoutRecord {
             do { try StandardOutput.line(stdoutRecord.line(event, at: now, dropped: dropped, overruns: overruns)) } catch {
                 // With a log beside it, the events still reach the log; alone, nothing would.
@@ -143,6 +162,8 @@ final class LiveSession {
         if now.reconnecting && !lastHealth.reconnecting { logger.error("capture device lost; reopening with backoff") }
         if now.reopens > lastHealth.reopens { logger.notice("capture device was lost and has been reopened", metadata: ["reopens": "\(now.reopens)"]) }
         lastHealth = now
+        web?.capture(running: !now.reconnecting)
+        web?.metrics.capture(dropped: now.dropped, overruns: now.overruns, reopens: now.reopens, up: !now.reconnecting)
     }
 
     private func finish(_ failure: String?) {

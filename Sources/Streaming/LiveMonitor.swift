@@ -80,8 +80,9 @@ public final class LiveMonitor: @unchecked Sendable {
                 let events = try window.push(buffer[0..<take])
                 let elapsed = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
                 pushed += take
-                for e in events {
-                    if recordLatencies { hopLatencies.append(elapsed / Double(events.count)) }
+                for var e in events {
+                    e.analysisSeconds = elapsed / Double(events.count)
+                    if recordLatencies { hopLatencies.append(e.analysisSeconds) }
                     onEvent(e)
                 }
                 if samplesLeft == 0 { break }

@@ -19,6 +19,8 @@ public struct LiveEvent: Sendable {
     public var label: Int?
     /// How the speaker mean was obtained ("profile", "online" or "none").
     public var normalisation: String
+    /// Seconds the analyzer spent on this hop (set by `LiveMonitor`).
+    public var analysisSeconds: Double = 0
 }
 
 /// The live analysis: a sliding window over a stream, one event per hop. Only the feature frames

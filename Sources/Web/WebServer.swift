@@ -1,0 +1,245 @@
+import Foundation
+import Hummingbird
+import Logging
+import Model
+import Output
+import ServiceLifecycle
+import Streaming
+import Synchronization
+
+/// The kiosk's web side, beside the monitor: the live status page and its event stream, the upload
+/// page, Prometheus metrics and a health check, on Hummingbird in a swift-service-lifecycle group.
+/// The monitor owns the process's signals; it stops this server when it stops.
+/// Threading: `start` and `stop` from the main thread; handlers run on Hummingbird's tasks and never
+/// touch the live analyzer's queue (uploads get a queue of their own).
+public final class WebServer: Sendable {
+    /// Where to listen and what to allow.
+    public struct Settings: Sendable {
+        public var host: String
+        public var port: Int
+        /// Wanted as `Authorization: Bearer` (or `?token=` from the page) on every route but /healthz.
+        public var token: String?
+        public var uploadLimitBytes: Int
+
+        /// `address` is HOST:PORT ([v6]:PORT for IPv6). Anything but loopback needs a token.
+        public init(address: String, token: String?, uploadLimitBytes: Int) throws {
+            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (0...65_535).contains(port),
+                  colon > address.startIndex else {
+                throw WebError("--serve \(address): give HOST:PORT, e.g. 127.0.0.1:8080")
+            }
+            host = String(address[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+            self.port = port
+            self.token = token
+            self.uploadLimitBytes = uploadLimitBytes
+            if token?.isEmpty == true { throw WebError("--token must not be empty") }
+            if !isLoopback && token == nil {
+                throw WebError("--serve \(address) is reachable from other machines: give --token T (clients then send Authorization: Bearer T)")
+            }
+        }
+
+        var isLoopback: Bool { ["127.0.0.1", "::1", "localhost"].contains(host) || host.hasPrefix("127.") }
+    }
+
+    /// What the server asks of the monitor.
+    public struct Monitor: Sendable {
+        /// The model whose labels the page shows and uploads are analysed with.
+        public var card: ModelCard
+        /// Analyses a recording (a file path) as `analyze --segments --plot` would.
+        public var analyze: @Sendable (String) throws -> ClipResult
+
+        public init(card: ModelCard, analyze: @escaping @Sendable (String) throws -> ClipResult) {
+            (self.card, self.analyze) = (card, analyze)
+        }
+    }
+
+    public let settings: Settings
+    public let hub: EventHub
+    public let metrics: WebMetrics
+    private let monitor: Monitor
+    private let logger: Logger
+    private let uploads = DispatchQueue(label: "emotion-monitor.uploads")
+    private let group = Mutex<ServiceGroup?>(nil)
+    /// False after device loss until the device is reopened (`/healthz` answers 503).
+    private let healthy = Mutex(true)
+    private let stopped = DispatchSemaphore(value: 0)
+
+    public init(settings: Settings, monitor: Monitor, logger: Logger) {
+        self.settings = settings
+        self.monitor = monitor
+        self.logger = logger
+        metrics = WebMetrics(labels: monitor.card.labels)
+        hub = EventHub(metrics: metrics)
+    }
+
+    /// Starts listening; returns the bound address once the server runs, or throws a one-line error.
+    public func start() throws -> String {
+        let ready = DispatchSemaphore(value: 0)
+        let outcome = Mutex<Result<String, WebError>?>(nil)
+        let app = Application(
+            router: router(),
+            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "emotion-monitor"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? self.settings.port
+                let host = self.settings.host.contains(":") ? "[\(self.settings.host)]" : self.settings.host
+                outcome.withLock { $0 = .success("\(host):\(port)") }
+                ready.signal()
+            },
+            logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
+        self.group.withLock { $0 = group }
+        Task.detached { [self] in
+            do { try await group.run() } catch {
+                outcome.withLock { $0 = $0 ?? .failure(WebError("--serve \(settings.host):\(settings.port): \(error)")) }
+                ready.signal()
+            }
+            stopped.signal()
+        }
+        ready.wait()
+        return try outcome.withLock { $0! }.get()
+    }
+
+    /// Whether capture runs, for `/healthz`.
+    public func capture(running: Bool) { healthy.withLock { $0 = running } }
+
+    /// Ends every event stream and shuts the server down gracefully; returns when it has.
+    public func stop() {
+        hub.finishAll()
+        guard let group = group.withLock({ $0 }) else { return }
+        Task.detached { await group.triggerGracefulShutdown() }
+        _ = stopped.wait(timeout: .now() + 10)
+    }
+
+    private func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        if let token = settings.token { router.add(middleware: BearerToken(token: token)) }
+        router.get("healthz") { [self] _, _ -> Response in
+            healthy.withLock { $0 } ? text(.ok, "ok\n") : text(.serviceUnavailable, "capture device lost; reopening\n")
+        }
+        router.get("/") { [monitor, settings] _, _ -> Response in
+            html(StatusPage.live(labels: monitor.card.labels, tokenRequired: settings.token != nil))
+        }
+        router.get("events") { [hub] _, _ -> Response in
+            let (_, events) = hub.subscribe()
+            var headers = HTTPFields()
+            headers[.contentType] = "text/event-stream"
+            headers[.cacheControl] = "no-cache"
+            return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+                // A comment first: the client knows it is connected before the first event.
+                try await writer.write(ByteBuffer(string: ": emotion-monitor events\nretry: 2000\n\n"))
+                for await line in events { try await writer.write(ByteBuffer(string: "data: \(line)\n\n")) }
+                try await writer.finish(nil)
+            })
+        }
+        router.get("metrics") { [metrics] _, _ -> Response in
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.text)))
+        }
+        router.get("analyze") { [settings] _, _ -> Response in html(StatusPage.upload(limitBytes: settings.uploadLimitBytes)) }
+        router.post("analyze") { [self] request, _ -> Response in
+            let (status, body) = await analyzeUpload(request)
+            metrics.upload(analysed: status == .ok)
+            var headers = HTTPFields()
+            headers[.contentType] = "application/json"
+            return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: body + "\n")))
+        }
+        return router
+    }
+
+    /// An uploaded recording (multipart field `file`, or the raw body) analysed in a private
+    /// temporary file, removed afterwards: the JSON `analyze --format jsonl --segments` prints, with
+    /// the SVG plot added under "plot" when the query asks for `plot=1`.
+    private func analyzeUpload(_ request: Request) async -> (HTTPResponse.Status, String) {
+        @Sendable func failure(_ status: HTTPResponse.Status, _ message: String) -> (HTTPResponse.Status, String) {
+            (status, JSON.object([("error", .string(message))]).text)
+        }
+        let body: ByteBuffer
+        do { body = try await request.body.collect(upTo: settings.uploadLimitBytes) } catch {
+            return failure(.contentTooLarge, "upload larger than \(settings.uploadLimitBytes) bytes")
+        }
+        var data = Data(buffer: body)
+        if let type = request.headers[.contentType], type.lowercased().hasPrefix("multipart/form-data") {
+            guard let file = multipartFile(data, contentType: type) else { return failure(.badRequest, "multipart upload without a \"file\" field") }
+            data = file
+        }
+        guard !data.isEmpty else { return failure(.badRequest, "empty upload: send a recording as the body or as the form field \"file\"") }
+        let upload = data
+        let plot = request.uri.queryParameters["plot"] == "1"
+        let (card, analyze) = (monitor.card, monitor.analyze)
+        return await withCheckedContinuation { done in
+            uploads.async {
+                let template = FileManager.default.temporaryDirectory.appendingPathComponent("emotion-monitor-upload-XXXXXX").path
+                var path = Array(template.utf8CString)
+                let fd = mkstemp(&path)
+                guard fd >= 0 else { return done.resume(returning: failure(.internalServerError, "cannot make a temporary file")) }
+                let file = String(cString: path)
+                defer { unlink(file) }
+                let written = upload.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                close(fd)
+                guard written == upload.count else { return done.resume(returning: failure(.internalServerError, "cannot write a temporary file")) }
+                do {
+                    var result = try analyze(file)
+                    result.path = "upload"
+                    var line = ClipReport(format: .jsonl, card: card).render(result)
+                    if plot { line = String(line.dropLast()) + ", \"plot\": " + JSON.string(SVGPlot(card: card).render(result)).text + "}" }
+                    done.resume(returning: (.ok, line))
+                } catch {
+                    let message = "\(error)".replacingOccurrences(of: file, with: "upload")
+                    done.resume(returning: failure(.unprocessableContent, message))
+                }
+            }
+        }
+    }
+}
+
+/// Every route but /healthz wants the token: as `Authorization: Bearer T`, or `?token=T` (a browser's
+/// EventSource cannot send headers).
+struct BearerToken<Context: RequestContext>: RouterMiddleware {
+    let token: String
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if request.uri.path == "/healthz" || request.headers[.authorization] == "Bearer \(token)"
+            || request.uri.queryParameters["token"].map(String.init) == token {
+            return try await next(request, context)
+        }
+        var headers = HTTPFields()
+        headers[.wwwAuthenticate] = "Bearer"
+        headers[.contentType] = "application/json"
+        return Response(status: .unauthorized, headers: headers,
+                        body: ResponseBody(byteBuffer: ByteBuffer(string: JSON.object([("error", .string("missing or wrong bearer token"))]).text + "\n")))
+    }
+}
+
+/// The content of the multipart part named "file", or nil.
+func multipartFile(_ body: Data, contentType: String) -> Data? {
+    guard let boundary = contentType.components(separatedBy: "boundary=").last?.trimmingCharacters(in: CharacterSet(charactersIn: "\" ")),
+          !boundary.isEmpty else { return nil }
+    let delimiter = Data("--\(boundary)".utf8), headerEnd = Data("\r\n\r\n".utf8)
+    var start = body.startIndex
+    while let open = body.range(of: delimiter, in: start..<body.endIndex) {
+        guard let headers = body.range(of: headerEnd, in: open.upperBound..<body.endIndex),
+              let close = body.range(of: Data("\r\n".utf8) + delimiter, in: headers.upperBound..<body.endIndex) else { return nil }
+        let head = String(decoding: body[open.upperBound..<headers.lowerBound], as: UTF8.self).lowercased()
+        if head.contains("name=\"file\"") { return body[headers.upperBound..<close.lowerBound] }
+        start = close.lowerBound + 2
+    }
+    return nil
+}
+
+private func text(_ status: HTTPResponse.Status, _ body: String) -> Response {
+    var headers = HTTPFields()
+    headers[.contentType] = "text/plain; charset=utf-8"
+    return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+}
+
+private func html(_ page: String) -> Response {
+    var headers = HTTPFields()
+    headers[.contentType] = "text/html; charset=utf-8"
+    return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: page)))
+}
+
+/// A one-line error for the CLI to print.
+public struct WebError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
