@@ -26,6 +26,7 @@ let package = Package(
         system("CSndFile", "sndfile", "libsndfile1-dev"),
         system("CSoxr", "soxr", "libsoxr-dev"),
         system("COpenBLAS", "openblas", "libopenblas-dev"),
+        system("CMosquitto", "libmosquitto", "libmosquitto-dev"),
         // Installed from the sherpa-onnx-core wheel by setup.sh (with a .pc file): not an apt package.
         .systemLibrary(name: "CSherpaOnnx", pkgConfig: "sherpa-onnx-c-api"),
         .target(name: "CALSAErrors", dependencies: ["CALSA"]),
@@ -40,7 +41,7 @@ let package = Package(
         .target(name: "Streaming", dependencies: ["Features", "Model", "RingBuffer", "Capture"]),
         .target(name: "Output", dependencies: ["Streaming", "Features", "Model"]),
         .target(name: "Web", dependencies: [
-            "Streaming", "Output", "Model",
+            "Streaming", "Output", "Model", "CMosquitto",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),

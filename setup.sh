@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 packages=(pkg-config libasound2-dev libfftw3-dev libsndfile1-dev libsoxr-dev libopenblas-dev
-          alsa-utils sox espeak-ng curl)
+          libmosquitto-dev alsa-utils sox espeak-ng curl mosquitto mosquitto-clients)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

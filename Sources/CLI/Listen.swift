@@ -54,6 +54,9 @@ struct Listen: ParsableCommand {
     @Option(name: .customLong("upload-limit"), help: "With --serve: largest upload in MB.")
     var uploadLimit: Int = 50
 
+    @Option(help: "Publish every event to this MQTT broker, mqtt://[USER:PASSWORD@]HOST[:PORT], topic emotion-monitor/HOST/events, QoS 1.")
+    var mqtt: String?
+
     @OptionGroup var speaker: ProfileOption
     @OptionGroup var common: CommonOptions
 
@@ -84,10 +87,21 @@ struct Listen: ParsableCommand {
                     .analyze(path: path, segments: true, keepFeatures: true, normalisation: normalisation)
             }), logger: logger)
         }
+        var broker: BrokerPublisher?
+        if let mqtt {
+            do { broker = try BrokerPublisher(url: mqtt, metrics: web?.metrics) } catch { throw Failure("\(error)") }
+            logger.notice("publishing events to mqtt://\(broker!.address) on \(broker!.topic)")
+        }
+        defer {
+            if let broker, case let lost = broker.stop(), lost > 0 {
+                logger.warning("\(lost) events never reached the broker at mqtt://\(broker.address)")
+            }
+        }
         let session = try LiveSession(config: config, weights: weights, normalisation: normalisation,
                                       device: device ?? config.listen.device,
                                       replay: replay, fast: fast, duration: duration, headless: headless,
-                                      logPath: log, logFormat: logFormat ?? config.listen.logFormat, web: web, logger: logger)
+                                      logPath: log, logFormat: logFormat ?? config.listen.logFormat,
+                                      web: web, broker: broker, logger: logger)
         if let web {
             let address: String
             do { address = try web.start() } catch { throw Failure("\(error)") }

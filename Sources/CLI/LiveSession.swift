@@ -30,18 +30,20 @@ final class LiveSession {
     private var health: DispatchSourceTimer?
     private var lastHealth = (dropped: 0, overruns: 0, reopens: 0, reconnecting: false)
     let labels: [String]
-    /// The web side, when serving: every event goes to its SSE clients and metrics too.
+    /// The web side, when serving, and the broker, when publishing: every event goes to them too.
     private let web: WebServer?
+    private let broker: BrokerPublisher?
     private let webRecord: EventRecord
     private let hopSeconds: Double
     private let realTime: Bool
     private var startedAt = Date()
 
     init(config: Configuration, weights: ModelWeights, normalisation: Normalisation, device: String, replay: [String], fast: Bool, duration: Double?,
-         headless: Bool, logPath: String?, logFormat: EventFormat, web: WebServer?, logger: Logger) throws {
+         headless: Bool, logPath: String?, logFormat: EventFormat, web: WebServer?, broker: BrokerPublisher?, logger: Logger) throws {
         self.logger = logger
         labels = weights.card.labels
         self.web = web
+        self.broker = broker
         webRecord = EventRecord(labels: labels, format: .jsonl)
         hopSeconds = config.windows.hopSeconds
         realTime = !fast
@@ -124,8 +126,12 @@ final class LiveSession {
         let dropped = monitor.droppedSamples
         status?.draw(event, dropped: dropped, overruns: overruns)
         let now = Date()
+        if web != nil || broker != nil {
+            let line = webRecord.line(event, at: now, dropped: dropped, overruns: overruns)
+            web?.hub.publish(line)
+            broker?.publish(line)
+        }
         if let web {
-            web.hub.publish(webRecord.line(event, at: now, dropped: dropped, overruns: overruns))
             // In real time, a window's audio ended `end` seconds after the start: the rest is the label's delay.
             let latency = now.timeIntervalSince(startedAt) - event.end
             web.metrics.event(label: event.label.map { labels[$0] }, voicedSeconds: event.voice ? hopSeconds : 0,

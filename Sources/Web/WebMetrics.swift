@@ -12,7 +12,8 @@ public final class WebMetrics: Sendable {
     private let voicedSeconds: FloatingPointCounter
     private let dropped, overruns, reopens, captureUp, clients: Metrics.Gauge
     private let hopAnalysis, labelLatency: Metrics.Timer
-    private let clientDrops, analysed, refused: Metrics.Counter
+    private let clientDrops, analysed, refused, brokerDrops: Metrics.Counter
+    private let brokerUp: Metrics.Gauge
 
     /// Bootstraps swift-metrics (once per process) and makes a counter per label (and "silence").
     public init(labels: [String]) {
@@ -36,6 +37,8 @@ public final class WebMetrics: Sendable {
         clientDrops = Metrics.Counter(label: "emotion_monitor_sse_dropped_events_total")
         analysed = Metrics.Counter(label: "emotion_monitor_uploads_total", dimensions: [("result", "analysed")])
         refused = Metrics.Counter(label: "emotion_monitor_uploads_total", dimensions: [("result", "refused")])
+        brokerDrops = Metrics.Counter(label: "emotion_monitor_broker_dropped_events_total")
+        brokerUp = Metrics.Gauge(label: "emotion_monitor_broker_connected")
         captureUp.record(1)
         clients.record(0)
     }
@@ -62,4 +65,6 @@ public final class WebMetrics: Sendable {
     func sseClients(_ count: Int) { clients.record(count) }
     func sseEventDropped() { clientDrops.increment() }
     func upload(analysed ok: Bool) { (ok ? analysed : refused).increment() }
+    func brokerEventDropped() { brokerDrops.increment() }
+    func broker(connected: Bool) { brokerUp.record(connected ? 1 : 0) }
 }

@@ -126,7 +126,7 @@ public final class WebServer: Sendable {
             return Response(status: .ok, headers: headers, body: ResponseBody { writer in
                 // A comment first: the client knows it is connected before the first event.
                 try await writer.write(ByteBuffer(string: ": emotion-monitor events\nretry: 2000\n\n"))
-                for await line in events { try await writer.write(ByteBuffer(string: "data: \(line)\n\n")) }
+                for await frame in events { try await writer.write(ByteBuffer(string: frame)) }
                 try await writer.finish(nil)
             })
         }
