@@ -7,10 +7,12 @@ packages=(pkg-config libasound2-dev libfftw3-dev libsndfile1-dev libsoxr-dev lib
           libmosquitto-dev alsa-utils sox espeak-ng curl mosquitto mosquitto-clients)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ]; then
+if [ ${#missing[@]} -gt 0 ] || ! dpkg -s chromium >/dev/null 2>&1; then
   sudo=$([ "$(id -u)" = 0 ] || echo sudo)
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  [ ${#missing[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  # Headless Chromium for the status page's test, without its recommended desktop packages.
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
 
 # Silero VAD through sherpa-onnx's C API, from their PyPI wheels (native libraries, header and model

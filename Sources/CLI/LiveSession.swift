@@ -44,7 +44,7 @@ final class LiveSession {
         labels = weights.card.labels
         self.web = web
         self.broker = broker
-        webRecord = EventRecord(labels: labels, format: .jsonl)
+        webRecord = EventRecord(labels: labels, sexLabels: weights.card.sexLabels, format: .jsonl)
         hopSeconds = config.windows.hopSeconds
         realTime = !fast
         let source: AudioSource
@@ -65,8 +65,8 @@ final class LiveSession {
         status = interactive ? StatusLine(labels: labels, colour: StatusLine.colourAllowed()) : nil
         // Kiosk: events on stdout unless they go to a log. Piped without --headless: events on stdout.
         let printEvents = headless ? logPath == nil : !interactive
-        stdoutRecord = printEvents ? EventRecord(labels: labels, format: .jsonl) : nil
-        logRecord = EventRecord(labels: labels, format: logFormat)
+        stdoutRecord = printEvents ? EventRecord(labels: labels, sexLabels: weights.card.sexLabels, format: .jsonl) : nil
+        logRecord = EventRecord(labels: labels, sexLabels: weights.card.sexLabels, format: logFormat)
         self.headless = headless
         if let logPath {
             eventLog = try EventLog(path: logPath, header: logFormat == .csv ? logRecord.csvHeader : nil)

@@ -7,19 +7,21 @@ public enum EventFormat: String, CaseIterable, Codable, Sendable {
 }
 
 /// Renders live events as log lines: wall-clock time, stream offset, label, confidence, voice flag,
-/// all probabilities and the health counters. Threading: a value type, freely shared.
+/// all probabilities, the health counters and the window's speaker sex. Threading: a value type, freely shared.
 public struct EventRecord: Sendable {
     public let labels: [String]
+    public let sexLabels: [String]
     public let format: EventFormat
 
-    public init(labels: [String], format: EventFormat) {
+    public init(labels: [String], sexLabels: [String], format: EventFormat) {
         self.labels = labels
+        self.sexLabels = sexLabels
         self.format = format
     }
 
     public var csvHeader: String {
-        (["time", "offset", "label", "confidence", "voice"] + labels + ["window_label", "norm", "level_dbfs", "dropped", "overruns"])
-            .joined(separator: ",")
+        (["time", "offset", "label", "confidence", "voice"] + labels
+            + ["window_label", "norm", "level_dbfs", "dropped", "overruns", "sex", "sex_confidence"]).joined(separator: ",")
     }
 
     /// One line, without the newline.
@@ -28,6 +30,8 @@ public struct EventRecord: Sendable {
         var confidence: Double?
         if let l = e.label, let p = e.smoothed, p.indices.contains(l) { confidence = Double(p[l]) }
         let windowLabel = e.window.map { top($0.emotion, labels).0 }
+        // The window's own sex estimate: voiced windows only, like window_label.
+        let sex = e.window.map { top($0.sex, sexLabels) }
         let stamp = Self.timestamp(time)
         switch format {
         case .jsonl:
@@ -39,13 +43,15 @@ public struct EventRecord: Sendable {
                 ("norm", .string(e.normalisation)),
                 ("level_dbfs", .rounded(e.levelDbfs, places: 1)),
                 ("dropped", .number(Double(dropped))), ("overruns", .number(Double(overruns))),
+                ("sex", sex.map { JSON.object([("label", .string($0.0)), ("confidence", .rounded(Double($0.1)))]) } ?? .null),
             ]
             return JSON.object(fields).text
         case .csv:
             let probabilities: [String] = e.smoothed.map { $0.map { String(format: "%.4f", $0) } } ?? Array(repeating: "", count: labels.count)
             let head: [String] = [stamp, String(format: "%.3f", e.end), label, confidence.map { String(format: "%.4f", $0) } ?? "",
                                   e.voice ? "true" : "false"]
-            let tail: [String] = [windowLabel ?? "", e.normalisation, String(format: "%.1f", e.levelDbfs), String(dropped), String(overruns)]
+            let tail: [String] = [windowLabel ?? "", e.normalisation, String(format: "%.1f", e.levelDbfs), String(dropped), String(overruns),
+                                  sex?.0 ?? "", sex.map { String(format: "%.4f", $0.1) } ?? ""]
             return (head + probabilities + tail).joined(separator: ",")
         }
     }

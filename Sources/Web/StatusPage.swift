@@ -10,6 +10,7 @@ enum StatusPage {
         <h1>emotion-monitor <small id="state">connecting…</small></h1>
         <p class="big"><span id="label">—</span> <span id="confidence"></span></p>
         <p id="speech">—</p>
+        <p>voice <span id="sex">—</span></p>
         <div id="bars"></div>
         <h2>Last minutes</h2>
         <canvas id="timeline" width="900" height="160"></canvas>
@@ -43,6 +44,7 @@ enum StatusPage {
           document.getElementById("label").textContent = e.voice ? e.label.toUpperCase() : "silence";
           document.getElementById("confidence").textContent = e.voice && e.confidence != null ? Math.round(e.confidence * 100) + " %" : "";
           document.getElementById("speech").textContent = e.voice ? "speech" : "silence";
+          if (e.sex) document.getElementById("sex").textContent = e.sex.label + " " + Math.round(e.sex.confidence * 100) + " %";
           document.getElementById("level").textContent = e.level_dbfs.toFixed(0);
           document.getElementById("norm").textContent = e.norm;
           document.getElementById("dropped").textContent = e.dropped;

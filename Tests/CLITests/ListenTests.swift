@@ -13,7 +13,10 @@ final class ListenTests: XCTestCase {
         XCTAssertEqual(events.map { $0["window_label"] as? String ?? "silence" }, segments.map { $0["label"] as! String })
         for e in events {
             XCTAssertEqual(Set(e.keys), ["time", "offset", "label", "confidence", "voice", "probabilities", "window_label", "norm",
-                                         "level_dbfs", "dropped", "overruns"])
+                                         "level_dbfs", "dropped", "overruns", "sex"])
+            let sex = e["sex"] as? [String: Any]
+            XCTAssertEqual(sex == nil, e["window_label"] is NSNull, "a sex for every classified window: \(e)")
+            if let sex { XCTAssertTrue(["male", "female"].contains(sex["label"] as? String ?? "")) }
             XCTAssertNotNil(ISO8601DateFormatter.withFractions.date(from: e["time"] as! String), "\(e["time"]!)")
             XCTAssertEqual(e["dropped"] as? Int, 0, "fast replay waits for the analyzer instead of dropping")
         }

@@ -67,7 +67,7 @@ final class WebTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(events.count, 2, stream)
         XCTAssertTrue(events.contains { $0["label"] as? String == "angry" }, "\(events)")
         XCTAssertEqual(Set(events.first?.keys.map { $0 } ?? []), ["time", "offset", "label", "confidence", "voice", "probabilities",
-                                                                   "window_label", "norm", "level_dbfs", "dropped", "overruns"])
+                                                                   "window_label", "norm", "level_dbfs", "dropped", "overruns", "sex"])
         // Prometheus text, checked by the Prometheus project's own parser.
         let (metricsCode, metrics) = try curl([server.url + "metrics"])
         XCTAssertEqual(metricsCode, 200)
@@ -86,6 +86,17 @@ final class WebTests: XCTestCase {
         let (status, out) = server.stop()
         XCTAssertEqual(status, 0, "SIGTERM stops the monitor and the server together")
         XCTAssertFalse(out.isEmpty, "events still reach stdout")
+    }
+
+    func testThePageInHeadlessChromiumShowsTheReplayedLabel() throws {
+        let server = try Server(["listen", "--headless", "--replay", angry, angry, angry, "--serve", "127.0.0.1:0"], test: self)
+        defer { _ = server.stop() }
+        // The DOM after the page's script has run for 8 s of (virtual) time: events arrived over SSE.
+        let run = try CLI.run([], timeout: 60, shellCommand:
+            "chromium --headless --no-sandbox --disable-gpu --virtual-time-budget=8000 --dump-dom '\(server.url)' 2>/dev/null")
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stdout.contains("<span id=\"label\">ANGRY</span>"), run.stdout)
+        XCTAssertTrue(run.stdout.contains("<p id=\"speech\">speech</p>"), run.stdout)
     }
 
     func testUploadsGetALabelAndBadOnesA4xx() throws {
