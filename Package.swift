@@ -63,6 +63,7 @@ let package = Package(
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "RingBuffer"]),
         .testTarget(name: "StreamingTests", dependencies: ["Streaming"]),
         .testTarget(name: "CLITests", dependencies: ["CLI"]),
+        .testTarget(name: "WebTests", dependencies: ["Web", "Model", "Streaming", .product(name: "Logging", package: "swift-log")]),
     ],
     swiftLanguageModes: [.v6]
 )
