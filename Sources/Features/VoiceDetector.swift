@@ -21,10 +21,6 @@ public final class VoiceDetector {
         public var minimumSpeechSeconds: Double
         public var minimumSilenceSeconds: Double
 
-        public init(model: String, threshold: Double = 0.3, minimumSpeechSeconds: Double = 0.05, minimumSilenceSeconds: Double = 0.25) {
-            (self.model, self.threshold, self.minimumSpeechSeconds, self.minimumSilenceSeconds) = (model, threshold, minimumSpeechSeconds, minimumSilenceSeconds)
-        }
-
         /// A one-line reason these cannot work, or nil (the model file is checked when loaded).
         public var problem: String? {
             if model.isEmpty { return "speech.detector.model must name silero_vad.onnx" }
