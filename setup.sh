@@ -5,9 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")"
 packages=(pkg-config libasound2-dev libfftw3-dev libsndfile1-dev libsoxr-dev libopenblas-dev
           libmosquitto-dev alsa-utils sox espeak-ng curl mosquitto mosquitto-clients)
+# Installed, not merely remembered (a removed package keeps a status with its config files).
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'; }
 missing=()
-for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ] || ! dpkg -s chromium >/dev/null 2>&1; then
+for p in "${packages[@]}"; do installed "$p" || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ] || ! installed chromium; then
   sudo=$([ "$(id -u)" = 0 ] || echo sudo)
   $sudo apt-get update -qq
   [ ${#missing[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
