@@ -15,10 +15,11 @@ final class LiveSession {
     private let queue = DispatchQueue(label: "emotion-monitor.analyzer", qos: .userInteractive)
     private let monitor: LiveMonitor
     private let status: StatusLine?
-    /// Events on stdout are always JSON lines; the log has its own format. Nil once stdout has failed
-    /// beside a log (the log goes on).
-    private var stdoutRecord: EventRecord?
+    /// Events on stdout, the web side and the broker are JSON lines; the log has its own format.
+    private let jsonRecord: EventRecord
     private let logRecord: EventRecord
+    /// False once stdout has failed beside a log (the log goes on).
+    private var printEvents: Bool
     private var eventLog: EventLog?
     private let headless: Bool
     private let logger: Logger
@@ -33,7 +34,6 @@ final class LiveSession {
     /// The web side, when serving, and the broker, when publishing: every event goes to them too.
     private let web: WebServer?
     private let broker: BrokerPublisher?
-    private let webRecord: EventRecord
     private let hopSeconds: Double
     private let realTime: Bool
     private var startedAt = Date()
@@ -44,7 +44,6 @@ final class LiveSession {
         labels = weights.card.labels
         self.web = web
         self.broker = broker
-        webRecord = EventRecord(labels: labels, sexLabels: weights.card.sexLabels, format: .jsonl)
         hopSeconds = config.windows.hopSeconds
         realTime = !fast
         let source: AudioSource
@@ -64,8 +63,8 @@ final class LiveSession {
         let interactive = !headless && isatty(STDOUT_FILENO) == 1
         status = interactive ? StatusLine(labels: labels, colour: StatusLine.colourAllowed()) : nil
         // Kiosk: events on stdout unless they go to a log. Piped without --headless: events on stdout.
-        let printEvents = headless ? logPath == nil : !interactive
-        stdoutRecord = printEvents ? EventRecord(labels: labels, sexLabels: weights.card.sexLabels, format: .jsonl) : nil
+        printEvents = headless ? logPath == nil : !interactive
+        jsonRecord = EventRecord(labels: labels, sexLabels: weights.card.sexLabels, format: .jsonl)
         logRecord = EventRecord(labels: labels, sexLabels: weights.card.sexLabels, format: logFormat)
         self.headless = headless
         if let logPath {
@@ -126,23 +125,22 @@ final class LiveSession {
         let dropped = monitor.droppedSamples
         status?.draw(event, dropped: dropped, overruns: overruns)
         let now = Date()
-        if web != nil || broker != nil {
-            let line = webRecord.line(event, at: now, dropped: dropped, overruns: overruns)
-            web?.hub.publish(line)
-            broker?.publish(line)
-        }
+        // One JSON line for every sink that takes one.
+        let json = printEvents || web != nil || broker != nil ? jsonRecord.line(event, at: now, dropped: dropped, overruns: overruns) : ""
+        web?.hub.publish(json)
+        broker?.publish(json)
         if let web {
             // In real time, a window's audio ended `end` seconds after the start: the rest is the label's delay.
             let latency = now.timeIntervalSince(startedAt) - event.end
             web.metrics.event(label: event.label.map { labels[$0] }, voicedSeconds: event.voice ? hopSeconds : 0,
                               analysis: event.analysisSeconds, latency: realTime && latency >= 0 ? latency : nil)
         }
-        if let stdoutRecord {
-            do { try StandardOutput.line(stdoutRecord.line(event, at: now, dropped: dropped, overruns: overruns)) } catch {
+        if printEvents {
+            do { try StandardOutput.line(json) } catch {
                 // With a log beside it, the events still reach the log; alone, nothing would.
                 guard eventLog != nil else { return fail("\(error); stopping") }
                 logger.error("\(error); events go to the log only from now on")
-                self.stdoutRecord = nil
+                printEvents = false
             }
         }
         guard let eventLog else { return }

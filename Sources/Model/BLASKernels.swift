@@ -7,7 +7,7 @@ import Foundation
 /// table (Debian's 0.3.21 on Emerald Rapids, measured) gets the SSE3 "Prescott" kernels at 15-19 % of
 /// the core's peak. The vector units a CPU has are a better guide than its model number: this reads
 /// them from the kernel's CPU flags. `OPENBLAS_CORETYPE` overrides OpenBLAS's choice, but only before
-/// it loads, so the program re-executes itself once with it set (`relaunchCommand`).
+/// it loads, so the program re-executes itself once with it set (`relaunchEnvironment`).
 /// Threading: stateless; safe from any thread.
 public enum BLASKernels {
     /// The kernel family OpenBLAS loaded (`openblas_get_corename`), e.g. "Haswell", "SkylakeX".
@@ -62,10 +62,11 @@ public enum BLASKernels {
 
     /// The environment to re-execute this process with, when OpenBLAS loaded kernels narrower than
     /// the CPU's vector units and the user has not chosen a core; nil otherwise.
+    /// Runs at every start: /proc/cpuinfo is read only when OpenBLAS chose narrower than AVX-512 kernels.
     public static func relaunchEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment,
-                                           loaded: String = loaded, cpuFlags: Set<Substring> = cpuFlags()) -> [String: String]? {
+                                           loaded: String = loaded, cpuFlags: @autoclosure () -> Set<Substring> = cpuFlags()) -> [String: String]? {
         guard environment["OPENBLAS_CORETYPE", default: ""].isEmpty, environment[relaunchMarker] == nil,
-              let core = upgrade(loaded: loaded, cpuFlags: cpuFlags) else { return nil }
+              let have = level(ofCore: loaded), have < 3, let core = upgrade(loaded: loaded, cpuFlags: cpuFlags()) else { return nil }
         return ["OPENBLAS_CORETYPE": core, relaunchMarker: loaded]
     }
 }
