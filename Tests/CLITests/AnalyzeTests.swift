@@ -136,7 +136,7 @@ final class AnalyzeTests: XCTestCase {
         // Speech with three non-finite samples.
         let raw = dir.appendingPathComponent("speech.raw")
         try CLI.sox([angry, "-t", "raw", "-e", "floating-point", "-b", "32", raw.path])
-        var samples = try Data(contentsOf: raw).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        var samples = try readRawFloats(raw)
         samples[100] = Float.nan
         samples[2000] = Float.infinity
         samples[3000] = -Float.infinity

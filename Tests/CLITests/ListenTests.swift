@@ -143,7 +143,7 @@ final class ListenTests: XCTestCase {
         try CLI.sox([angry, "-t", "raw", "-e", "floating-point", "-b", "32", "-c", "1", "-r", "48000", raw.path])
         // A NaN and an infinity every 0.1 s: uncleaned, every 10 ms frame holding one reads as -120 dB and the
         // window's features turn NaN.
-        var samples = try Data(contentsOf: raw).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        var samples = try readRawFloats(raw)
         for i in stride(from: 0, to: samples.count, by: 4800) { samples[i] = .nan }
         for i in stride(from: 2400, to: samples.count, by: 4800) { samples[i] = .infinity }
         try samples.withUnsafeBytes { Data($0) }.write(to: raw)

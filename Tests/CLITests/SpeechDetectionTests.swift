@@ -69,8 +69,8 @@ final class SpeechDetectionTests: XCTestCase {
         let raw = dir.appendingPathComponent("speech.raw"), noise = dir.appendingPathComponent("pink.raw")
         try CLI.sox([angry, "-t", "raw", "-e", "floating-point", "-b", "32", raw.path])
         try CLI.sox(["-n", "-r", "16000", "-c", "1", "-t", "raw", "-e", "floating-point", "-b", "32", noise.path, "synth", "5", "pinknoise"])
-        let speech = try Data(contentsOf: raw).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-        let pink = try Data(contentsOf: noise).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        let speech = try readRawFloats(raw)
+        let pink = try readRawFloats(noise)
         func power(_ x: [Float]) -> Float { x.reduce(0) { $0 + $1 * $1 } / Float(x.count) }
         let gain = (power(speech) / power(Array(pink.prefix(speech.count))) / 10).squareRoot()
         let mixed = dir.appendingPathComponent("noisy.wav")

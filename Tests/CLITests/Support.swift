@@ -95,6 +95,11 @@ func temporaryDirectory(_ test: XCTestCase) throws -> URL {
 }
 
 /// Writes a 32-bit float WAV (format 3), which sox cannot be asked to fill with NaN.
+/// The samples of a raw 32-bit float file (as `sox ... -t raw -e floating-point -b 32` writes it).
+func readRawFloats(_ url: URL) throws -> [Float] {
+    try Data(contentsOf: url).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+}
+
 func writeFloatWav(_ url: URL, samples: [Float], rate: Int, channels: Int = 1) throws {
     var d = Data()
     func u32(_ v: Int) { withUnsafeBytes(of: UInt32(v).littleEndian) { d.append(contentsOf: $0) } }
