@@ -8,6 +8,7 @@ import pathlib
 from model import EMOTIONS
 
 CORPORA = ["ravdess", "tess", "savee", "urdu"]
+AUDIO = (".flac", ".ogg")  # .ogg: the Opus copies that travel to a lent GPU (Training/gpu.sh)
 TESS = {"angry": "angry", "disgust": "disgust", "fear": "fearful", "happy": "happy", "neutral": "neutral",
         "ps": "surprised", "sad": "sad"}
 SAVEE = {"a": "angry", "d": "disgust", "f": "fearful", "h": "happy", "n": "neutral", "sa": "sad", "su": "surprised"}
@@ -48,10 +49,10 @@ def parse(corpus, path):
 
 
 def clips(root, corpora=CORPORA):
-    """Every clip of `corpora` under `root` (../shared/data), sorted by path."""
+    """Every clip of `corpora` under `root` (../shared/data, or its Opus copy), sorted by path."""
     out = []
     for corpus in corpora:
-        for path in sorted(pathlib.Path(root, corpus).rglob("*.flac")):
+        for path in sorted(p for p in pathlib.Path(root, corpus).rglob("*") if p.suffix in AUDIO):
             info = parse(corpus, path)
             if info is not None:
                 out.append({"path": str(path), "corpus": corpus, **info})

@@ -41,11 +41,11 @@ def frames_f0(wave):
     level in dBFS), torch float32."""
     padded = torch.nn.functional.pad(wave, (LOOKBACK, 0))
     n = fe.frame_count(wave.shape[-1])
-    frames = padded.unfold(-1, FRAME, fe.HOP)[:, :n] * torch.tensor(WINDOW, dtype=wave.dtype)
+    frames = padded.unfold(-1, FRAME, fe.HOP)[:, :n] * torch.tensor(WINDOW, dtype=wave.dtype, device=wave.device)
     spec = torch.fft.rfft(frames, n=N_FFT)
     ac = torch.fft.irfft(spec.real ** 2 + spec.imag ** 2, n=N_FFT)[..., : MAX_LAG + 1]
     energy = ac[..., 0]
-    norm = ac / energy[..., None].clamp_min(1e-20) / torch.tensor(WINDOW_AC[: MAX_LAG + 1], dtype=wave.dtype)
+    norm = ac / energy[..., None].clamp_min(1e-20) / torch.tensor(WINDOW_AC[: MAX_LAG + 1], dtype=wave.dtype, device=wave.device)
     peak, lag = norm[..., MIN_LAG:].max(dim=-1)
     level = 10 * torch.log10(energy.clamp_min(1e-20) / float((WINDOW ** 2).sum()))
     voiced = (peak >= VOICED) & (level >= SILENCE_DB)

@@ -47,4 +47,5 @@ class SpeechSum:
 
 def clip_logmel(logmel_module, wave):
     with torch.no_grad():
-        return logmel_module.logmel(torch.from_numpy(np.asarray(wave, dtype=np.float32))[None])[0].double().numpy()
+        wave = torch.from_numpy(np.asarray(wave, dtype=np.float32)).to(logmel_module.fb.device)
+        return logmel_module.logmel(wave[None])[0].double().cpu().numpy()

@@ -9,6 +9,7 @@ Writes runs/<name>.safetensors (weights), runs/<name>.json (held-out predictions
 resumable checkpoint runs/<name>.ckpt every 5 epochs.
 """
 import argparse
+import copy
 import json
 import math
 import os
@@ -32,6 +33,7 @@ FOLDS = [range(1, 5), range(5, 9), range(9, 13), range(13, 17), range(17, 21)]
 # Weights (seconds of speech) of the population mean in the online running mean: each is scored.
 ONLINE_PRIORS = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
 SPEEDS = [(0.9, 10, 9), (1.0, 1, 1), (1.1, 10, 11)]  # factor, resample up, down
+TRIAL_STEPS = 20  # timed to fit --deadline
 
 
 def load_clips(root, names):
@@ -78,32 +80,33 @@ def random_crop(wave, region, rng, w):
     return fe.cut(wave, int(s), w)
 
 
-def make_batch(clips, idx, rng, speed, robust):
-    """(waves, EQ gains or None): crops with gain and Gaussian noise; with `robust`, also reverb,
-    coloured noise and a random channel (augment.py)."""
+def make_batch(clips, idx, rng, speed, robust, device):
+    """(waves, EQ gains or None) on `device`: crops with gain and Gaussian noise; with `robust`, also
+    reverb, coloured noise and a random channel (augment.py)."""
     w = int(fe.WINDOW_SECONDS * fe.SAMPLE_RATE)
-    waves = np.stack([random_crop(*clips[i]["speeds"][speed], rng, w) for i in idx])
-    eq = augment.apply(waves, rng) if robust else None
-    waves *= (10.0 ** (rng.uniform(-6, 6, size=(len(idx), 1)) / 20.0)).astype(np.float32)
-    noisy = rng.random(len(idx)) < 0.5
-    snr = rng.uniform(15, 40, size=len(idx))
-    power = (waves ** 2).mean(axis=1)
-    noise = rng.standard_normal(waves.shape).astype(np.float32) * np.sqrt(power / 10 ** (snr / 10))[:, None]
-    waves += noise * noisy[:, None]
-    return torch.from_numpy(waves), eq
+    waves = torch.from_numpy(np.stack([random_crop(*clips[i]["speeds"][speed], rng, w) for i in idx])).to(device)
+    gen = augment.generator(rng, device)
+    eq = augment.apply(waves, rng, gen) if robust else None
+    waves *= 10.0 ** (torch.from_numpy(rng.uniform(-6, 6, size=(len(idx), 1))).to(waves) / 20.0)
+    noisy = torch.from_numpy(rng.random(len(idx)) < 0.5).to(waves)[:, None]
+    snr = torch.from_numpy(rng.uniform(15, 40, size=(len(idx), 1))).to(waves)
+    power = (waves ** 2).mean(dim=1, keepdim=True)
+    waves += torch.randn(waves.shape, generator=gen, device=device) * (power / 10 ** (snr / 10)).sqrt() * noisy
+    return waves, eq
 
 
 def spec_augment(x, rng):
-    _, _, mels, frames = x.shape
-    for i in range(x.shape[0]):
-        for _ in range(2):
-            f = rng.integers(0, 9)
-            f0 = rng.integers(0, mels - f + 1)
-            x[i, :, f0:f0 + f, :] = 0
-            t = rng.integers(0, 26)
-            t0 = rng.integers(0, frames - t + 1)
-            x[i, :, :, t0:t0 + t] = 0
-    return x
+    """Two frequency masks of up to 8 bands and two time masks of up to 25 frames per window."""
+    b, _, mels, frames = x.shape
+
+    def keep(size, widest):
+        width = rng.integers(0, widest + 1, (b, 2))
+        start = rng.integers(0, size - width + 1)
+        at = torch.arange(size, device=x.device)
+        lo, hi = (torch.from_numpy(v).to(x.device)[..., None] for v in (start, start + width))
+        return ~((at >= lo) & (at < hi)).any(dim=1)  # (b, size)
+
+    return x * keep(mels, 8)[:, None, :, None] * keep(frames, 25)[:, None, None, :]
 
 
 def speaker_means(clips, logmel, speeds):
@@ -128,16 +131,22 @@ def clip_windows(wave):
 
 
 @torch.no_grad()
-def predict(model, logmel, clips, device, means=None):
-    """Clip-level predictions; `means[i]` is clip i's speaker mean when the model is speaker-normalised."""
+def predict(model, logmel, clips, device, means=None, chunk=64):
+    """Clip-level predictions; `means[i]` is clip i's speaker mean when the model is speaker-normalised.
+    The windows of `chunk` clips go through the model together (batch norm is frozen in eval mode)."""
     model.eval()
     out = []
-    for i, c in enumerate(clips):
-        mean = None if means is None else torch.from_numpy(np.asarray(means[i], dtype=np.float32))[None].to(device)
-        waves = torch.from_numpy(clip_windows(c["wave"]))
-        emo, sex = model(logmel(waves.to(device), mean), pitch.window_stats(waves).to(device))
-        out.append({"path": c["path"], "corpus": c["corpus"], "speaker": c["speaker"], "emotion": c["emotion"], "sex": c["sex"],
-                    "probs": emo.softmax(-1).mean(0).tolist(), "sex_probs": sex.softmax(-1).mean(0).tolist()})
+    for first in range(0, len(clips), chunk):
+        part = clips[first:first + chunk]
+        windows = [clip_windows(c["wave"]) for c in part]
+        counts = [len(w) for w in windows]
+        waves = torch.from_numpy(np.concatenate(windows)).to(device)
+        mean = None if means is None else torch.from_numpy(np.repeat(
+            np.asarray(means[first:first + chunk], dtype=np.float32), counts, axis=0)).to(device)
+        emo, sex = model(logmel(waves, mean), pitch.window_stats(waves))
+        for c, e, s in zip(part, emo.softmax(-1).split(counts), sex.softmax(-1).split(counts)):
+            out.append({"path": c["path"], "corpus": c["corpus"], "speaker": c["speaker"], "emotion": c["emotion"],
+                        "sex": c["sex"], "probs": e.mean(0).tolist(), "sex_probs": s.mean(0).tolist()})
     return out
 
 
@@ -160,17 +169,22 @@ def main():
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--bf16", action="store_true", help="bf16 autocast: ~3x faster on CPUs with AVX-512 BF16, slower without")
+    p.add_argument("--deadline", type=float, help="unix time by which training and the held-out predictions should be "
+                   "done: the epochs are cut to fit (never above --epochs), from the speed of a few trial steps")
+    p.add_argument("--peers", type=int, default=1, help="runs started together with the same --deadline and --out: "
+                   "each times its trial steps once all have loaded their data")
     p.add_argument("--speaker-norm", action="store_true", help="subtract each speaker's mean log-mel before the window z-norm")
     args = p.parse_args()
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    name = ("sn-" if args.speaker_norm else "") + (
+    name = args.name = ("sn-" if args.speaker_norm else "") + (
         "final" if args.final else f"loco-{args.corpus}" if args.corpus else f"fold{args.fold}")
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(args.device)
+    torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest convolutions once
 
     clips = load_clips(args.data, args.corpora.split(","))
     if args.fold:
@@ -192,64 +206,72 @@ def main():
     channels = tuple(int(c) for c in args.channels.split(","))
     model = EmotionCNN(channels).to(device).to(memory_format=torch.channels_last)
     steps_per_epoch = math.ceil(args.epoch_clips / args.batch)
+    ce = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
+    emo_y = torch.tensor([c["emotion"] for c in train])
+    sex_y = torch.tensor([c["sex"] for c in train])
+
+    def step(model, opt, idx, rng):
+        """One optimiser step on training clips `idx`; returns the loss."""
+        with torch.no_grad():
+            speed = rng.integers(0, len(SPEEDS))
+            batch_means = None if means is None else torch.from_numpy(
+                np.stack([means.get(train[i]["speaker"], population)[speed] for i in idx])).to(device)
+            waves, eq = make_batch(train, idx, rng, speed, args.robust, device)
+            fb = banks[rng.integers(0, len(banks))] if args.robust and rng.random() < 0.7 else None
+            x = logmel(waves, batch_means, fb, eq)
+            x = spec_augment(x, rng).contiguous(memory_format=torch.channels_last)
+            # Pitch moved apart from the spectrum (which VTLP and speed move): the sex head must not
+            # trust either cue alone.
+            p = pitch.window_stats(waves)
+            p[:, 0] += torch.from_numpy(np.log2(rng.uniform(0.87, 1.15, len(idx))) * (rng.random(len(idx)) < 0.5)).to(p)
+        ye, ys = emo_y[idx].to(device), sex_y[idx].to(device)
+        lam, perm = 1.0, None
+        if rng.random() < 0.5:
+            lam, perm = float(rng.beta(0.4, 0.4)), torch.from_numpy(rng.permutation(len(idx))).to(device)
+            x = lam * x + (1 - lam) * x[perm]
+            p = lam * p + (1 - lam) * p[perm]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+            pe, ps = model(x, p)
+        pe, ps = pe.float(), ps.float()
+        loss = lam * (ce(pe, ye) + 0.3 * ce(ps, ys))
+        if perm is not None:
+            loss = loss + (1 - lam) * (ce(pe, ye[perm]) + 0.3 * ce(ps, ys[perm]))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    first_epoch, state = 0, None
+    ckpt = out / f"{name}.ckpt"
+    if ckpt.exists():
+        state = torch.load(ckpt, weights_only=False, map_location=device)
+        args.epochs = state.get("epochs", args.epochs)  # the schedule it started with
+    elif args.deadline:
+        args.epochs = epochs_before(args, lambda m, o, r: step(m, o, r.choice(len(train), args.batch, p=draw), r),
+                                    model, steps_per_epoch, len(test))
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch,
                                                 pct_start=0.15)
-    ce = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
-    first_epoch = 0
-    ckpt = out / f"{name}.ckpt"
-    if ckpt.exists():
-        state = torch.load(ckpt, weights_only=False)
+    if state is not None:
         model.load_state_dict(state["model"]), opt.load_state_dict(state["opt"]), sched.load_state_dict(state["sched"])
         rng.bit_generator.state, first_epoch = state["rng"], state["epoch"]
-        torch.set_rng_state(state["torch_rng"])
-        print(f"resumed at epoch {first_epoch}", flush=True)
+        torch.set_rng_state(state["torch_rng"].cpu())
+        print(f"resumed at epoch {first_epoch} of {args.epochs}", flush=True)
 
-    emo_y = torch.tensor([c["emotion"] for c in train])
-    sex_y = torch.tensor([c["sex"] for c in train])
-    use_bf16 = args.bf16
     t0 = time.time()
     for epoch in range(first_epoch, args.epochs):
         model.train()
         order = rng.choice(len(train), size=steps_per_epoch * args.batch, p=draw)
         total = 0.0
         for b in range(steps_per_epoch):
-            idx = order[b * args.batch:(b + 1) * args.batch]
-            with torch.no_grad():
-                speed = rng.integers(0, len(SPEEDS))
-                batch_means = None if means is None else torch.from_numpy(
-                    np.stack([means.get(train[i]["speaker"], population)[speed] for i in idx])).to(device)
-                waves, eq = make_batch(train, idx, rng, speed, args.robust)
-                fb = banks[rng.integers(0, len(banks))] if args.robust and rng.random() < 0.7 else None
-                x = logmel(waves.to(device), batch_means, fb, None if eq is None else eq.to(device))
-                x = spec_augment(x, rng).contiguous(memory_format=torch.channels_last)
-                # Pitch moved apart from the spectrum (which VTLP and speed move): the sex head must not
-                # trust either cue alone.
-                p = pitch.window_stats(waves)
-                p[:, 0] += torch.from_numpy(np.log2(rng.uniform(0.87, 1.15, len(idx))) * (rng.random(len(idx)) < 0.5)).float()
-                p = p.to(device)
-            ye, ys = emo_y[idx].to(device), sex_y[idx].to(device)
-            lam, perm = 1.0, None
-            if rng.random() < 0.5:
-                lam, perm = float(rng.beta(0.4, 0.4)), torch.from_numpy(rng.permutation(len(idx))).to(device)
-                x = lam * x + (1 - lam) * x[perm]
-                p = lam * p + (1 - lam) * p[perm]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                pe, ps = model(x, p)
-            pe, ps = pe.float(), ps.float()
-            loss = lam * (ce(pe, ye) + 0.3 * ce(ps, ys))
-            if perm is not None:
-                loss = loss + (1 - lam) * (ce(pe, ye[perm]) + 0.3 * ce(ps, ys[perm]))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            total += step(model, opt, order[b * args.batch:(b + 1) * args.batch], rng)
             sched.step()
-            total += loss.item()
         if (epoch + 1) % 5 == 0 or epoch + 1 == args.epochs:
             print(f"{name} epoch {epoch + 1}/{args.epochs} loss {total / steps_per_epoch:.3f} "
                   f"{(time.time() - t0) / 60:.1f} min", flush=True)
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                        "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "epoch": epoch + 1}, ckpt)
+                        "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "epoch": epoch + 1,
+                        "epochs": args.epochs}, ckpt)
 
     model = model.to(memory_format=torch.contiguous_format)
     tensors = {k: v.detach().cpu().float().numpy() for k, v in model.state_dict().items()
@@ -269,6 +291,30 @@ def main():
         sex = np.mean([np.argmax(r["sex_probs"]) == r["sex"] for r in result["predictions"]])
         print(f"{name}: held-out accuracy {acc:.3f}, sex {sex:.3f}", flush=True)
     (out / f"{name}.json").write_text(json.dumps(result))
+
+
+def epochs_before(args, step, model, steps_per_epoch, held_out):
+    """How many epochs fit before `args.deadline`, timed on a throwaway copy of the model (with its own
+    generator, so the run itself draws what it would have drawn) while any runs beside it do the same;
+    the held-out predictions are given a reserve by their count."""
+    if args.peers > 1:  # time the steps under the contention the run will see: once every peer has loaded
+        (pathlib.Path(args.out) / f".{args.name}.loaded").touch()
+        waited = time.time()
+        while len(list(pathlib.Path(args.out).glob(".*.loaded"))) < args.peers and time.time() - waited < 300:
+            time.sleep(1)
+    probe = copy.deepcopy(model)
+    opt = torch.optim.AdamW(probe.parameters(), lr=args.lr / 10)
+    rng = np.random.default_rng(args.seed + 1)
+    step(probe, opt, rng)  # warm-up: cuDNN's choice of kernels, allocator growth
+    start = time.time()
+    for _ in range(TRIAL_STEPS):
+        step(probe, opt, rng)
+    per_epoch = (time.time() - start) / TRIAL_STEPS * steps_per_epoch
+    passes = 2 + len(ONLINE_PRIORS) if args.speaker_norm else 1  # evaluate_speaker_modes predicts once per mode
+    left = args.deadline - time.time() - 30 - 0.005 * held_out * passes
+    epochs = max(1, min(args.epochs, int(0.9 * left / per_epoch)))  # 10 % spare: the timing is a sample
+    print(f"{per_epoch:.2f} s per epoch: {epochs} epochs fit before the deadline", flush=True)
+    return epochs
 
 
 def evaluate_speaker_modes(model, logmel, test, device, population):
