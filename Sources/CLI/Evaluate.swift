@@ -13,7 +13,8 @@ struct Evaluate: ParsableCommand {
         (Angry/SM1_F10_A010) files, recognised from the names or fixed with --corpus, and reports each corpus \
         found: accuracy over the eight emotions (what a user sees) and accuracy and UAR over the corpus's own \
         classes (the best-scoring of those). Accuracy means something only on speakers the model never heard: \
-        evaluate a model trained without that corpus or those actors (Training/run_all.sh makes them).
+        evaluate a model trained without that corpus or those actors (Training/run_all.sh makes them). A clip \
+        in which no speech is heard counts as wrong (a user would get no answer for it).
         """)
 
     enum Format: String, ExpressibleByArgument { case text, json }
@@ -69,6 +70,10 @@ struct Evaluate: ParsableCommand {
             case .success(let r):
                 let clip = clips[index]
                 reports[clip.corpus, default: CorpusReport(corpus: clip.corpus)].add(clip, emotion: r.emotion, sex: weights.card.sexLabels.count == 2 ? r.sex : nil)
+            case .failure(let error as AnalysisError):  // no speech heard: the user would get no answer
+                let clip = clips[index]
+                reports[clip.corpus, default: CorpusReport(corpus: clip.corpus)].add(clip, emotion: nil, sex: nil, sexed: weights.card.sexLabels.count == 2)
+                FileHandle.standardError.write("note: \(error); counted as wrong\n".data(using: .utf8)!)
             case .failure(let error):
                 failures += 1
                 FileHandle.standardError.write("error: \(error)\n".data(using: .utf8)!)
@@ -96,11 +101,12 @@ struct CorpusReport {
         own = Evaluation(labels: corpus.classes.map { Corpus.emotions[$0] })
     }
 
-    mutating func add(_ clip: LabelledClip, emotion: [Float], sex: [Float]?) {
-        let sexCorrect = sex.map { s in (s.indices.max { s[$0] < s[$1] }!) == clip.sex }
-        eight.add(truth: clip.emotion, predicted: emotion.indices.max { emotion[$0] < emotion[$1] }!, sexCorrect: sexCorrect)
+    /// `emotion` nil: no answer for the clip (no speech heard), wrong for emotion and, when `sexed`, sex.
+    mutating func add(_ clip: LabelledClip, emotion: [Float]?, sex: [Float]?, sexed: Bool = false) {
+        let sexCorrect = sex.map { s in (s.indices.max { s[$0] < s[$1] }!) == clip.sex } ?? (sexed ? false : nil)
+        eight.add(truth: clip.emotion, predicted: emotion.map { e in e.indices.max { e[$0] < e[$1] }! }, sexCorrect: sexCorrect)
         let classes = corpus.classes
-        let best = classes.indices.max { emotion[classes[$0]] < emotion[classes[$1]] }!
+        let best = emotion.map { e in classes.indices.max { e[classes[$0]] < e[classes[$1]] }! }
         own.add(truth: classes.firstIndex(of: clip.emotion)!, predicted: best, sexCorrect: sexCorrect)
     }
 

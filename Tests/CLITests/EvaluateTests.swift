@@ -61,6 +61,30 @@ final class EvaluateTests: XCTestCase {
         XCTAssertTrue(text.stdout.contains("over its own 4 classes"), text.stdout)
     }
 
+    /// A clip in which no speech is heard gets no answer: it counts as wrong (emotion and sex), in
+    /// its own "none" column, and the evaluation still reports the rest.
+    func testAClipWithNoSpeechHeardCountsAsWrong() throws {
+        let dir = try temporaryDirectory(self)
+        let real = CLI.shared.appendingPathComponent("Actor_03/03-01-05-02-01-01-03.flac")
+        try FileManager.default.createSymbolicLink(at: dir.appendingPathComponent(real.lastPathComponent), withDestinationURL: real)
+        // Named as actor 03's angry clip, holding pink noise at a speech-like level.
+        try CLI.sox(["-n", "-r", "16000", "-c", "1", dir.appendingPathComponent("03-01-05-01-01-01-03.flac").path,
+                     "synth", "3", "pinknoise", "vol", "0.1"])
+        let run = try CLI.run(["evaluate", dir.path, "--format", "json"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stderr.contains("no speech to classify") && run.stderr.contains("counted as wrong"), run.stderr)
+        let report = json(run.stdout)
+        XCTAssertEqual(report["clips"] as? Int, 2)
+        XCTAssertEqual(report["no_speech"] as? [Int], [0, 0, 0, 0, 1, 0, 0, 0])
+        let confusion = report["confusion"] as! [[Int]]
+        XCTAssertEqual(confusion.joined().reduce(0, +), 1)
+        XCTAssertEqual(report["accuracy"] as! Double, Double(confusion[4][4]) / 2, accuracy: 1e-4)
+        XCTAssertLessThanOrEqual(report["sex_accuracy"] as! Double, 0.5)
+        XCTAssertEqual((report["recall"] as! [String: Any])["angry"] as! Double, Double(confusion[4][4]) / 2, accuracy: 1e-4)
+        let text = try CLI.run(["evaluate", dir.path])
+        XCTAssertTrue(text.stdout.contains("1 with no speech heard, counted as wrong") && text.stdout.contains("none"), text.stdout)
+    }
+
     func testNoMatchingFilesOrBadActorsAreErrors() throws {
         let dir = try temporaryDirectory(self)
         var run = try CLI.run(["evaluate", dir.path])

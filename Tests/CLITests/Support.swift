@@ -94,7 +94,6 @@ func temporaryDirectory(_ test: XCTestCase) throws -> URL {
     return dir
 }
 
-/// Writes a 32-bit float WAV (format 3), which sox cannot be asked to fill with NaN.
 /// The samples of a raw 32-bit float file (as `sox ... -t raw -e floating-point -b 32` writes it).
 func readRawFloats(_ url: URL) throws -> [Float] {
     try Data(contentsOf: url).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
