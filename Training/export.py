@@ -97,6 +97,25 @@ def leave_one_corpus_out():
     return out
 
 
+def product_figures(prefix=""):
+    """The same models scored by `emotion-monitor evaluate` (runs/<prefix>swift_cv.json, from swift_cv.py):
+    the program's decoder, speech detector and CNN on the FLAC originals. These are what a user gets;
+    the PyTorch figures beside them were scored on the audio the runs trained on."""
+    path = RUNS / f"{prefix}swift_cv.json"
+    if not path.exists():
+        return None
+    kept = json.loads(path.read_text())
+    pct = lambda x: round(100 * x, 1)
+    return {"command": kept["command"],
+            "protocol": "emotion-monitor evaluate with its defaults (Silero VAD), on the FLAC originals; a clip in "
+                        "which no speech is heard counts as wrong",
+            "ravdess": kept.get("ravdess"),
+            "ravdessFolds": [pct(f["accuracy"]) for f in kept["folds"]],
+            "leaveOneCorpusOut": {c: {"accuracy8": pct(r["accuracy"]), "accuracyOwn": pct(r["own_classes"]["accuracy"]),
+                                      "uarOwn": pct(r["own_classes"]["uar"]), "sex_accuracy": pct(r["sex_accuracy"])}
+                                  for c, r in kept["leaveOneCorpusOut"].items()}}
+
+
 def summarise(folds, predictions):
     confusion = np.zeros((8, 8), dtype=int)
     accs, uars, sexes = [], [], []
@@ -121,7 +140,7 @@ def summarise(folds, predictions):
         "recall": {e: round(100 * float(confusion[i, i] / confusion[i].sum()), 1) if confusion[i].sum() else None
                    for i, e in enumerate(EMOTIONS)},
         "confusion": {"rows": "truth", "columns": "predicted", "labels": EMOTIONS, "matrix": confusion.tolist()},
-        "epochs": folds[0]["epochs"],
+        "epochs": [f["epochs"] for f in folds],
     }
 
 
@@ -129,6 +148,7 @@ def card(final, evaluation, name):
     """The model card: what inference needs (front end, architecture) and what people need (data,
     licence terms, how it was trained and measured, where it fails)."""
     cv, loco = evaluation["ravdessCrossValidation"], evaluation["leaveOneCorpusOut"]
+    product = evaluation.get("product")
     result = {
         "name": name,
         "date": datetime.date.today().isoformat(),
@@ -158,10 +178,12 @@ def card(final, evaluation, name):
                                "half; pitch statistic shifted by 0.87-1.15x on half (apart from the spectrum); "
                                "SpecAugment (2 freq masks <= 8 bands, 2 time masks <= 25 frames); mixup alpha 0.4 on "
                                "half the batches; label smoothing 0.1; loss CE(emotion) + 0.3 CE(sex); AdamW lr 4e-3 "
-                               "wd 1e-3, one-cycle 15% warm-up, batch 128; torch 2.13.0+cpu"
-                               + (", bf16 autocast" if final.get("bf16") else ", fp32"),
+                               f"wd 1e-3, one-cycle 15% warm-up, batch 128; torch {final.get('torch', '2.13.0+cpu')} on "
+                               f"{final.get('device', 'cpu')}" + (", bf16 autocast" if final.get("bf16") else ", fp32")
+                               + f"; audio: {final.get('audio', 'FLAC')}",
                      "minutes": round(final["minutes"], 1),
-                     "command": "Training/run_all.sh"},
+                     "command": "Training/gpu.sh on a GPU (each run's epochs fitted to a shared deadline), or "
+                                "Training/run_all.sh on a CPU"},
         "evaluation": {
             "ravdessCrossValidation": cv,
             "leaveOneCorpusOut": {
@@ -172,6 +194,7 @@ def card(final, evaluation, name):
                 "corpora": loco},
             "reproduce": "python3 Training/swift_cv.py (scores every fold and held-out-corpus model through "
                          "emotion-monitor evaluate)",
+            "product": product,
         },
         "datasets": DATASETS,
         "terms": "The weights were learned from corpora released for non-commercial research only (above): use them for "
@@ -249,7 +272,8 @@ def main():
     p.add_argument("--speaker-norm", action="store_true", help="export the speaker-normalised runs (runs/sn-*)")
     prefix, name = ("sn-", "emotion-cnn-sn") if p.parse_args().speaker_norm else ("", "emotion-cnn")
     final = json.loads((RUNS / f"{prefix}final.json").read_text())
-    evaluation = {"ravdessCrossValidation": cross_validation(prefix), "leaveOneCorpusOut": leave_one_corpus_out()}
+    evaluation = {"ravdessCrossValidation": cross_validation(prefix), "leaveOneCorpusOut": leave_one_corpus_out(),
+                  "product": product_figures(prefix)}
     MODELS.mkdir(exist_ok=True)
     shutil.copyfile(RUNS / f"{prefix}final.safetensors", MODELS / f"{name}.safetensors")
     (MODELS / f"{name}.json").write_text(json.dumps(card(final, evaluation, name), indent=2) + "\n")

@@ -4,7 +4,8 @@ leave-one-corpus-out model (runs/loco-NAME) on the corpus it never heard.
 
     python3 swift_cv.py [--prefix sn-] [-- EXTRA EVALUATE FLAGS]
 
-Prints per model and the RAVDESS mean +- std: the Swift decoder, front end and CNN instead of PyTorch.
+Prints per model and the RAVDESS mean +- std: the Swift decoder, front end and CNN instead of PyTorch,
+and keeps them in runs/<prefix>swift_cv.json, which export.py puts in the card as the product's figures.
 """
 import json
 import pathlib
@@ -44,15 +45,19 @@ def main():
     prefix = args[args.index("--prefix") + 1] if "--prefix" in args else ""
     binary = ROOT / ".build/release/emotion-monitor"
     accs, uars, sexes = [], [], []
+    kept = {"command": " ".join(["python3 Training/swift_cv.py", *sys.argv[1:]]), "folds": [], "leaveOneCorpusOut": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for k, actors in enumerate(FOLDS, 1):
             r = evaluate(binary, tmp, prefix, f"fold{k}", [str(DATA / "ravdess"), "--actors", actors], extra)
             if r is None:
                 continue
             accs.append(r["accuracy"]), uars.append(r["uar"]), sexes.append(r["sex_accuracy"])
+            kept["folds"].append(r)
             print(f"fold {k} (actors {actors}): accuracy {100 * r['accuracy']:.1f} %, UAR {100 * r['uar']:.1f} %, "
                   f"sex {100 * r['sex_accuracy']:.1f} %")
         if accs:
+            kept["ravdess"] = {name: {"mean": round(100 * float(np.mean(v)), 1), "std": round(100 * float(np.std(v)), 1)}
+                               for name, v in (("accuracy", accs), ("uar", uars), ("sex_accuracy", sexes))}
             print(f"RAVDESS mean: accuracy {100 * np.mean(accs):.1f} +- {100 * np.std(accs):.1f} %, "
                   f"UAR {100 * np.mean(uars):.1f} +- {100 * np.std(uars):.1f} %, sex {100 * np.mean(sexes):.1f} %")
         for corpus in ["tess", "savee", "urdu"]:
@@ -60,8 +65,11 @@ def main():
             if r is None:
                 continue
             own = r["own_classes"]
+            kept["leaveOneCorpusOut"][corpus] = r
             print(f"{corpus} held out: 8 classes {100 * r['accuracy']:.1f} %, own {len(own['labels'])} classes "
                   f"{100 * own['accuracy']:.1f} % (UAR {100 * own['uar']:.1f} %), sex {100 * r['sex_accuracy']:.1f} %")
+    if not extra:  # the product's default settings: what the card reports
+        (ROOT / "Training/runs" / f"{prefix}swift_cv.json").write_text(json.dumps(kept))
 
 
 if __name__ == "__main__":

@@ -279,7 +279,9 @@ def main():
     safetensors_io.save(out / f"{name}.safetensors", tensors, {"channels": args.channels, "epochs": args.epochs})
     result = {"name": name, "held_out": held_out, "epochs": args.epochs, "epoch_clips": args.epoch_clips, "bf16": args.bf16,
               "channels": list(channels), "seed": args.seed, "robust": args.robust, "corpora": args.corpora.split(","),
-              "shares": shares, "minutes": (time.time() - t0) / 60}
+              "shares": shares, "minutes": (time.time() - t0) / 60, "torch": torch.__version__,
+              "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+              "audio": "Ogg/Opus copies (opus.py)" if any(c["path"].endswith(".ogg") for c in clips) else "FLAC"}
     if args.speaker_norm:
         result["population_mean"] = population[1].tolist()  # speed 1.0
         result["modes"] = evaluate_speaker_modes(model, logmel, test, device, population[1]) if test else {}
