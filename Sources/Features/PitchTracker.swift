@@ -44,9 +44,10 @@ public final class PitchTracker {
         fftInput.initialize(repeating: 0, count: Self.fftSize)
         spectrum = .allocate(capacity: Self.fftSize / 2 + 1)
         fftwPlannerLock.lock()
-        forward = fftwf_plan_dft_r2c_1d(Int32(Self.fftSize), fftInput, spectrum, UInt32(FFTW_ESTIMATE))
-        inverse = fftwf_plan_dft_c2r_1d(Int32(Self.fftSize), spectrum, fftInput, UInt32(FFTW_ESTIMATE))
+        forward = fftwf_plan_dft_r2c_1d(Int32(Self.fftSize), fftInput, spectrum, fftwPlanFlags)
+        inverse = fftwf_plan_dft_c2r_1d(Int32(Self.fftSize), spectrum, fftInput, fftwPlanFlags)
         fftwPlannerLock.unlock()
+        fftInput.update(repeating: 0, count: Self.fftSize)  // measuring planners write the arrays
     }
 
     deinit {
@@ -75,7 +76,16 @@ public final class PitchTracker {
     }
 
     private func analyse(_ samples: UnsafePointer<Float>) -> (f0: Float, level: Float) {
-        for i in 0..<Self.frameLength { fftInput[i] = samples[i] * window[i] }
+        var direct: Float = 0
+        for i in 0..<Self.frameLength {
+            fftInput[i] = samples[i] * window[i]
+            direct += fftInput[i] * fftInput[i]
+        }
+        // Lag 0 is the frame's energy: a frame clearly below the silence floor is unvoiced whatever
+        // its peak, so its two FFTs (half of RAVDESS's frames) are skipped. The 1 dB margin keeps the
+        // FFT's rounding from ever deciding a frame the other way.
+        let quiet = 10 * log10(max(direct, 1e-20) / windowEnergy)
+        if quiet < Self.silenceDbfs - 1 { return (0, quiet) }
         for i in Self.frameLength..<Self.fftSize { fftInput[i] = 0 }
         fftwf_execute(forward)
         for k in 0...(Self.fftSize / 2) {
