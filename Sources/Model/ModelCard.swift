@@ -75,9 +75,10 @@ public struct ModelCard: Codable, Sendable {
               card.features.melBands >= 1 << card.architecture.channels.count else {
             throw ModelError.corrupt(url.path, reason: "labels, channels, mel bands or window length are empty or too small for the network")
         }
-        guard [0, 2].contains(card.architecture.sexPitchInputs),
-              card.architecture.sexPitchInputs == 0 || card.features.windowLength <= PitchTracker.frameLength else {
-            throw ModelError.corrupt(url.path, reason: "sexPitchInputs must be 0 or 2, with a window of at most \(PitchTracker.frameLength) samples")
+        // The pitch tracker's 40 ms frames and 70-400 Hz lags are defined at 16 kHz (Training/pitch.py).
+        guard [0, 2].contains(card.architecture.sexPitchInputs), card.architecture.sexPitchInputs == 0
+                || (card.features.windowLength <= PitchTracker.frameLength && card.features.sampleRate == 16_000) else {
+            throw ModelError.corrupt(url.path, reason: "sexPitchInputs must be 0 or 2, with a 16 kHz front end and a window of at most \(PitchTracker.frameLength) samples")
         }
         if let norm = card.speakerNormalisation {
             guard norm.populationMean.count == card.features.melBands, norm.populationMean.allSatisfy(\.isFinite),
