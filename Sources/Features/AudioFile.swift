@@ -84,15 +84,22 @@ public final class AudioFile {
         if got == 0, sf_error(handle) != 0 {
             throw AudioError.unreadable(path, reason: String(cString: sf_strerror(handle)))
         }
-        let scale = 1 / Float(channels)
-        for frame in 0..<got {
-            var sum: Float = 0
-            for c in 0..<channels {
-                let s = interleaved[frame * channels + c]
-                if s.isFinite { sum += s } else { nonFiniteSamples += 1 }
+        let scale = 1 / Float(channels), start = output.count, channels = channels
+        output.append(contentsOf: repeatElement(0, count: got))  // grows geometrically, then filled in place
+        var nonFinite = 0
+        interleaved.withUnsafeBufferPointer { source in
+            output.withUnsafeMutableBufferPointer { mono in
+                for frame in 0..<got {
+                    var sum: Float = 0
+                    for c in 0..<channels {
+                        let s = source[frame * channels + c]
+                        if s.isFinite { sum += s } else { nonFinite += 1 }
+                    }
+                    mono[start + frame] = sum * scale
+                }
             }
-            output.append(sum * scale)
         }
+        nonFiniteSamples += nonFinite
         return got
     }
 }

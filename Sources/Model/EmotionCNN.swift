@@ -137,6 +137,7 @@ public final class EmotionClassifier {
             convolve(conv, batch: count, height: height, width: width)
             maxPool(channels: conv.outChannels * count, height: height, width: width)
             (height, width) = (height / 2, width / 2)
+            addBiasAndReLU(conv, batch: count, plane: height * width)
         }
         let channels = weights.convs.last!.outChannels
         return (0..<count).map { b in
@@ -181,7 +182,7 @@ public final class EmotionClassifier {
         }
     }
 
-    /// 3x3 convolution with padding 1 over every plane, then bias and ReLU; result in `activations`.
+    /// 3x3 convolution with padding 1 over every plane (bias and ReLU follow the pool); result in `activations`.
     private func convolve(_ conv: ModelWeights.Conv, batch: Int, height: Int, width: Int) {
         let plane = height * width, n = batch * plane, k = conv.inChannels * 9
         if columns.count < k * n { columns = [Float](repeating: 0, count: k * n) }
@@ -222,13 +223,19 @@ public final class EmotionClassifier {
                 }
             }
         }
-        output.withUnsafeMutableBufferPointer { out in
+        swap(&activations, &output)
+    }
+
+    /// Bias and ReLU after the max-pool, on a quarter of the values: both are monotonic, and so is
+    /// float rounding, so max(relu(x + b)) is exactly relu(max(x) + b).
+    private func addBiasAndReLU(_ conv: ModelWeights.Conv, batch: Int, plane: Int) {
+        let n = batch * plane
+        activations.withUnsafeMutableBufferPointer { a in
             for o in 0..<conv.outChannels {
                 let bias = conv.bias[o]
-                for i in (o * n)..<((o + 1) * n) { out[i] = max(0, out[i] + bias) }
+                for i in (o * n)..<((o + 1) * n) { a[i] = max(0, a[i] + bias) }
             }
         }
-        swap(&activations, &output)
     }
 
     /// 2x2 max-pool with floor semantics (odd trailing rows/columns dropped), in place into `activations`.
