@@ -3,9 +3,9 @@ import Foundation
 
 /// FFTW's planner keeps global state: plan creation and destruction must not race.
 let fftwPlannerLock = NSLock()
-/// FFTW times a few algorithms for each size once per process and keeps the fastest (its wisdom), so
-/// every later plan of that size is free; measured, `analyze` ran 6 % faster than with rule-of-thumb plans.
-let fftwPlanFlags = UInt32(FFTW_MEASURE)
+/// Plans by rule of thumb: FFTW_MEASURE was about 6 % faster in `analyze` but picks its algorithm by
+/// timing, so two runs on the same file could differ in the last bit; results must be reproducible.
+let fftwPlanFlags = UInt32(FFTW_ESTIMATE)
 
 /// Streaming log-mel spectrogram: feed any number of samples, get each completed frame once.
 /// Frame t covers samples [t*hop, t*hop + window) of the stream; the power spectrum of the
@@ -37,7 +37,6 @@ public final class MelSpectrogram {
         fftwPlannerLock.lock()
         plan = fftwf_plan_dft_r2c_1d(Int32(parameters.fftSize), fftInput, fftOutput, fftwPlanFlags)
         fftwPlannerLock.unlock()
-        fftInput.update(repeating: 0, count: parameters.fftSize)  // measuring planners write the arrays
     }
 
     deinit {

@@ -54,7 +54,6 @@ public final class PitchTracker {
         forward = fftwf_plan_dft_r2c_1d(Int32(Self.fftSize), fftInput, spectrum, fftwPlanFlags)
         inverse = fftwf_plan_dft_c2r_1d(Int32(Self.fftSize), spectrum, fftInput, fftwPlanFlags)
         fftwPlannerLock.unlock()
-        fftInput.update(repeating: 0, count: Self.fftSize)  // measuring planners write the arrays
     }
 
     deinit {
