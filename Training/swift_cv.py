@@ -44,18 +44,17 @@ def main():
     extra = args[args.index("--") + 1:] if "--" in args else []
     prefix = args[args.index("--prefix") + 1] if "--prefix" in args else ""
     binary = ROOT / ".build/release/emotion-monitor"
-    accs, uars, sexes = [], [], []
     kept = {"command": " ".join(["python3 Training/swift_cv.py", *sys.argv[1:]]), "folds": [], "leaveOneCorpusOut": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for k, actors in enumerate(FOLDS, 1):
             r = evaluate(binary, tmp, prefix, f"fold{k}", [str(DATA / "ravdess"), "--actors", actors], extra)
             if r is None:
                 continue
-            accs.append(r["accuracy"]), uars.append(r["uar"]), sexes.append(r["sex_accuracy"])
             kept["folds"].append(r)
             print(f"fold {k} (actors {actors}): accuracy {100 * r['accuracy']:.1f} %, UAR {100 * r['uar']:.1f} %, "
                   f"sex {100 * r['sex_accuracy']:.1f} %")
-        if accs:
+        if kept["folds"]:
+            accs, uars, sexes = ([f[key] for f in kept["folds"]] for key in ("accuracy", "uar", "sex_accuracy"))
             kept["ravdess"] = {name: {"mean": round(100 * float(np.mean(v)), 1), "std": round(100 * float(np.std(v)), 1)}
                                for name, v in (("accuracy", accs), ("uar", uars), ("sex_accuracy", sexes))}
             print(f"RAVDESS mean: accuracy {100 * np.mean(accs):.1f} +- {100 * np.std(accs):.1f} %, "

@@ -62,22 +62,24 @@ struct Evaluate: ParsableCommand {
         var reports: [Corpus: CorpusReport] = [:]
         var failures = 0
         let progress = ProgressBar(total: clips.count)
+        let sexed = weights.card.sexLabels.count == 2
         forEachAnalyzed(clips.map(\.path), weights: weights, config: config, threads: parallel.jobs, work: { analyzer, path in
             Result { try analyzer.analyze(path: path, normalisation: normalisations(path)) }
         }, deliver: { index, result in
             progress.advance()
+            let answer: (emotion: [Float], sex: [Float])?
             switch result {
-            case .success(let r):
-                let clip = clips[index]
-                reports[clip.corpus, default: CorpusReport(corpus: clip.corpus)].add(clip, emotion: r.emotion, sex: weights.card.sexLabels.count == 2 ? r.sex : nil)
+            case .success(let r): answer = (r.emotion, r.sex)
             case .failure(let error as AnalysisError):  // no speech heard: the user would get no answer
-                let clip = clips[index]
-                reports[clip.corpus, default: CorpusReport(corpus: clip.corpus)].add(clip, emotion: nil, sex: nil, sexed: weights.card.sexLabels.count == 2)
+                answer = nil
                 FileHandle.standardError.write("note: \(error); counted as wrong\n".data(using: .utf8)!)
             case .failure(let error):
                 failures += 1
                 FileHandle.standardError.write("error: \(error)\n".data(using: .utf8)!)
+                return
             }
+            let clip = clips[index]
+            reports[clip.corpus, default: CorpusReport(corpus: clip.corpus)].add(clip, emotion: answer?.emotion, sex: answer?.sex, sexed: sexed)
         })
         let mode = calibration.map { " with calibration \($0.rawValue)" } ?? ""
         let ordered = reports.keys.sorted().map { reports[$0]! }
@@ -101,9 +103,10 @@ struct CorpusReport {
         own = Evaluation(labels: corpus.classes.map { Corpus.emotions[$0] })
     }
 
-    /// `emotion` nil: no answer for the clip (no speech heard), wrong for emotion and, when `sexed`, sex.
-    mutating func add(_ clip: LabelledClip, emotion: [Float]?, sex: [Float]?, sexed: Bool = false) {
-        let sexCorrect = sex.map { s in (s.indices.max { s[$0] < s[$1] }!) == clip.sex } ?? (sexed ? false : nil)
+    /// `emotion` and `sex` nil: no answer for the clip (no speech heard), wrong for emotion and, when
+    /// the model has a sex head (`sexed`), for sex.
+    mutating func add(_ clip: LabelledClip, emotion: [Float]?, sex: [Float]?, sexed: Bool) {
+        let sexCorrect = sexed ? sex.map { s in (s.indices.max { s[$0] < s[$1] }!) == clip.sex } ?? false : nil
         eight.add(truth: clip.emotion, predicted: emotion.map { e in e.indices.max { e[$0] < e[$1] }! }, sexCorrect: sexCorrect)
         let classes = corpus.classes
         let best = emotion.map { e in classes.indices.max { e[classes[$0]] < e[classes[$1]] }! }
