@@ -22,7 +22,8 @@ import frontend as fe
 import pitch
 import safetensors_io
 import speaker
-from model import EMOTIONS, SEXES, EmotionCNN
+import model as cnn
+from model import EMOTIONS, SEXES
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RUNS = ROOT / "Training" / "runs"
@@ -277,9 +278,7 @@ def main():
     MODELS.mkdir(exist_ok=True)
     shutil.copyfile(RUNS / f"{prefix}final.safetensors", MODELS / f"{name}.safetensors")
     (MODELS / f"{name}.json").write_text(json.dumps(card(final, evaluation, name), indent=2) + "\n")
-    model = EmotionCNN(tuple(final["channels"]))
-    state = {k: torch.from_numpy(v.copy()) for k, v in safetensors_io.load(MODELS / f"{name}.safetensors").items()}
-    model.load_state_dict(state, strict=False)
+    model = cnn.load(MODELS / f"{name}.safetensors", final["channels"])
     population = np.array(final["population_mean"], dtype=np.float32) if "population_mean" in final else None
     fixtures(model, name, population)
     print(json.dumps(evaluation, indent=1))

@@ -58,18 +58,13 @@ def main():
 
     sys.path.insert(0, str(ROOT / "Training"))
     import frontend as fe
-    import safetensors_io
-    from model import EmotionCNN
+    import model as cnn
 
     torch.set_num_threads(1)
     f = card["features"]
     channels = tuple(card["architecture"]["channels"])
-    model = EmotionCNN(channels)
     pitch_inputs = card["architecture"].get("sexPitchInputs", 0)
-    model.sex = torch.nn.Linear(2 * channels[-1] + pitch_inputs, len(card["sexLabels"]))
-    weights = pathlib.Path(args.model).parent / card["weights"]
-    model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in safetensors_io.load(weights).items()})
-    model.eval()
+    model = cnn.load(pathlib.Path(args.model).parent / card["weights"], channels, pitch_inputs)
     if args.vad:
         import silero_vad
         vad = silero_vad.load_silero_vad()
