@@ -30,13 +30,13 @@ struct Analyze: ParsableCommand {
     }
 
     func run() throws {
-        let (config, weights) = try common.loadAnalysis()
+        let (config, weights) = try common.loadAnalysis(reading: files + [speaker.profile].compactMap { $0 }, writing: [("--plot", plot)])
         let normalisation = try speaker.normalisation(for: weights.card)
         let report = ClipReport(format: format, card: weights.card)
         if let header = report.header { print(header) }
         let progress = ProgressBar(total: files.count)
         var failures = 0
-        var outputError: Error?
+        var outputError: Error?, plotError: Error?
         forEachAnalyzed(files, weights: weights, config: config, threads: parallel.jobs, work: { analyzer, path in
             Result { try analyzer.analyze(path: path, segments: segments || plot != nil, keepFeatures: plot != nil,
                                           normalisation: normalisation) }
@@ -50,10 +50,7 @@ struct Analyze: ParsableCommand {
                 }
                 print(report.render(clip))
                 if let plot {
-                    do { try OutputFile.write(Data(SVGPlot(card: weights.card).render(clip).utf8), to: plot) } catch {
-                        warn("cannot write plot: \(error)")
-                        failures += 1
-                    }
+                    do { try OutputFile.write(Data(SVGPlot(card: weights.card).render(clip).utf8), to: plot) } catch { plotError = error }
                 }
             case .failure(let error):
                 failures += 1
@@ -62,6 +59,7 @@ struct Analyze: ParsableCommand {
             if outputError == nil { do { try StandardOutput.flush() } catch { outputError = error } }
         })
         if let outputError { throw Failure("\(outputError)") }
+        if let plotError { throw Failure("cannot write plot: \(plotError)") }
         if failures > 0 { throw ExitCode(1) }
     }
 }

@@ -29,7 +29,7 @@ struct Bench: ParsableCommand {
 
     func validate() throws {
         if limit < 1 { throw ValidationError("--limit must be at least 1") }
-        if !(seconds > 0 && seconds <= 86_400) { throw ValidationError("--seconds must be 0...86400") }
+        if !(seconds > 0 && seconds <= 86_400) { throw ValidationError("--seconds must be a number of seconds in (0, 86400]") }
         if !(longHours >= 0 && longHours <= 24) { throw ValidationError("--long-hours must be 0...24") }
     }
 
@@ -41,21 +41,31 @@ struct Bench: ParsableCommand {
         guard !files.isEmpty else { throw Failure("\(folder): no audio files to benchmark (pass a folder)") }
         if live { return try LiveBenchmark(config: config, weights: weights).run(paths: files, seconds: seconds) }
 
-        // Warm up (page in the model, plan the FFT) before timing.
         let analyzer = ClipAnalyzer(classifier: EmotionClassifier(weights: weights), windows: config.windows, speech: config.speech)
-        _ = try? analyzer.analyze(path: files[0])
-        let (warmModel, warmWindows) = (analyzer.modelSeconds, analyzer.modelWindows)
-        var audio = 0.0
-        let single = measure {
-            for f in files { audio += (try? analyzer.analyze(path: f))?.duration ?? 0 }
+        // A file's seconds of audio, 0 without speech; one that cannot be decoded ends the benchmark,
+        // whose figures would otherwise leave it out unseen.
+        func audioSeconds(_ path: String) throws -> Double {
+            do { return try analyzer.analyze(path: path).duration } catch AnalysisError.noSpeech { return 0 } catch { throw Failure("\(error)") }
         }
+        // Warm up (page in the model, plan the FFT) before timing.
+        _ = try audioSeconds(files[0])
+        let (warmModel, warmWindows) = (analyzer.modelSeconds, analyzer.modelWindows)
+        var audio = 0.0, silent = 0
+        let single = try measure {
+            for f in files {
+                let s = try audioSeconds(f)
+                audio += s
+                if s == 0 { silent += 1 }
+            }
+        }
+        guard audio > 0 else { throw Failure("\(folder): no speech in any of its \(files.count) audio files; nothing to benchmark") }
         let model = analyzer.modelSeconds - warmModel
         let threads = ProcessInfo.processInfo.activeProcessorCount
         let parallel = measure {
             forEachAnalyzed(files, weights: weights, config: config, threads: threads,
                             work: { a, f in _ = try? a.analyze(path: f) }, deliver: { _, _ in })
         }
-        print("files           \(files.count) (\(String(format: "%.1f", audio)) s of audio) from \(folder)")
+        print("files           \(files.count) (\(String(format: "%.1f", audio)) s of audio\(silent > 0 ? ", \(silent) without speech" : "")) from \(folder)")
         print("model           \(weights.card.name), \(weights.card.features.melBands) mel bands, hop \(weights.card.features.hopLength) samples")
         print(String(format: "one thread      real-time factor %.5f (%.0fx faster than real time)", single / audio, audio / single))
         print(String(format: "  decode+features %.5f  (%.1f%%)", (single - model) / audio, 100 * (single - model) / single))

@@ -75,7 +75,7 @@ struct CommonOptions: ParsableArguments {
     enum DetectorChoice: String, ExpressibleByArgument, CaseIterable { case silero, energy }
 
     /// The configuration with flags applied, validated.
-    func resolve() throws -> (Configuration, modelURL: URL) {
+    func resolve() throws -> (Configuration, configURL: URL, modelURL: URL) {
         let url = try configURL()
         var config: Configuration
         guard let data = FileManager.default.contents(atPath: url.path) else { throw Failure("\(url.path): cannot read config") }
@@ -101,7 +101,7 @@ struct CommonOptions: ParsableArguments {
         if let vadMinimumSilence { config.speech.detector?.minimumSilenceSeconds = vadMinimumSilence }
         if let problem = config.problem { throw Failure("--hop or a --vad option: \(problem)") }
         let modelURL = URL(fileURLWithPath: model ?? Self.path(config.model, relativeTo: url))
-        return (config, modelURL)
+        return (config, url, modelURL)
     }
 
     /// `path` as written in the config file at `config`: absolute, or relative to the file's folder.
@@ -110,7 +110,9 @@ struct CommonOptions: ParsableArguments {
     }
 
     private func configURL() throws -> URL {
-        if let path = config ?? ProcessInfo.processInfo.environment["EMOTION_MONITOR_CONFIG"] {
+        // Set but empty counts as unset, as shells and systemd units leave it.
+        let environment = ProcessInfo.processInfo.environment["EMOTION_MONITOR_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
+        if let path = config ?? environment {
             guard FileManager.default.fileExists(atPath: path) else { throw Failure("\(path): no such config file") }
             return URL(fileURLWithPath: path)
         }
@@ -127,16 +129,23 @@ struct CommonOptions: ParsableArguments {
         throw Failure("no config.json found: pass --config PATH or set EMOTION_MONITOR_CONFIG")
     }
 
-    /// The validated configuration and the model's weights (shared by every analyzer).
-    func loadAnalysis() throws -> (Configuration, ModelWeights) {
-        let (config, modelURL) = try resolve()
+    /// The validated configuration and the model's weights (shared by every analyzer). An output
+    /// (`writing`: its flag and path) naming a file the run reads — `reading` (recordings, a profile),
+    /// the config, the model card, its weights, the speech detector's model — is refused before
+    /// anything is written: a slip on the command line must not destroy an input.
+    func loadAnalysis(reading: [String] = [], writing outputs: [(flag: String, path: String?)] = []) throws -> (Configuration, ModelWeights) {
+        let (config, configURL, modelURL) = try resolve()
         // Loaded once here, before any other thread, so that a missing or corrupt detector model is one error, not one per file.
         do { try config.speech.detector.map(VoiceDetector.check) } catch { throw Failure("\(error)") }
-        do {
-            return (config, try ModelWeights(cardURL: modelURL))
-        } catch let error as ModelError {
-            throw Failure(error.description)
+        let weights: ModelWeights
+        do { weights = try ModelWeights(cardURL: modelURL) } catch let error as ModelError { throw Failure(error.description) }
+        let inputs = reading + [configURL.path, modelURL.path, weights.file] + [config.speech.detector?.model].compactMap { $0 }
+        for case let (flag, path?) in outputs {
+            if let input = inputs.first(where: { OutputFile.sameFile(path, $0) }) {
+                throw Failure("\(flag) \(path): that is \(input), which this run reads; choose another file")
+            }
         }
+        return (config, weights)
     }
 }
 

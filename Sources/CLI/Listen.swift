@@ -69,7 +69,7 @@ struct Listen: ParsableCommand {
     }
 
     func run() throws {
-        var (config, weights) = try common.loadAnalysis()
+        var (config, weights) = try common.loadAnalysis(reading: replay + [speaker.profile].compactMap { $0 }, writing: [("--log", log)])
         if let smoothing { config.smoothing.windows = smoothing }
         if let hysteresis { config.smoothing.hysteresis = hysteresis }
         if let problem = config.problem { throw Failure(problem) }

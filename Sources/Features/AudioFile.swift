@@ -5,6 +5,14 @@ import Foundation
 /// parallel analyses each read their own reason.
 private let openLock = NSLock()
 
+/// libsndfile's message for `handle` (nil: the last failed open) without the "Error : " some carry
+/// and the closing period, to sit inside a one-line error.
+private func sndfileReason(_ handle: OpaquePointer?) -> String {
+    var text = String(cString: sf_strerror(handle))
+    if text.hasPrefix("Error : ") { text.removeFirst(8) }
+    return text.hasSuffix(".") ? String(text.dropLast()) : text
+}
+
 /// Errors reading or decoding audio, each a one-line message for the user.
 public enum AudioError: Error, CustomStringConvertible, Equatable {
     case notFound(String)
@@ -54,7 +62,7 @@ public final class AudioFile {
         var info = SF_INFO()
         openLock.lock()
         let opened = sf_open(path, Int32(SFM_READ), &info)
-        let reason = opened == nil ? String(cString: sf_strerror(nil)) : ""
+        let reason = opened == nil ? sndfileReason(nil) : ""
         openLock.unlock()
         guard let handle = opened else { throw AudioError.unreadable(path, reason: reason) }
         self.handle = handle
@@ -81,8 +89,10 @@ public final class AudioFile {
     public func read(maxFrames: Int, into output: inout [Float]) throws -> Int {
         if interleaved.count < maxFrames * channels { interleaved = [Float](repeating: 0, count: maxFrames * channels) }
         let got = Int(interleaved.withUnsafeMutableBufferPointer { sf_readf_float(handle, $0.baseAddress, sf_count_t(maxFrames)) })
-        if got == 0, sf_error(handle) != 0 {
-            throw AudioError.unreadable(path, reason: String(cString: sf_strerror(handle)))
+        // A short read is the end of the file or a decoder that lost its way (a truncated or damaged
+        // FLAC): only the error state tells them apart, and a damaged file must not pass for a short one.
+        if got < maxFrames, sf_error(handle) != 0 {
+            throw AudioError.unreadable(path, reason: sndfileReason(handle))
         }
         let scale = 1 / Float(channels), start = output.count, channels = channels
         output.append(contentsOf: repeatElement(0, count: got))  // grows geometrically, then filled in place

@@ -19,6 +19,8 @@ public final class ModelWeights: @unchecked Sendable {
     }
 
     public let card: ModelCard
+    /// The safetensors file the weights came from.
+    public let file: String
     let convs: [Conv]
     let emotion: Dense
     let sex: Dense
@@ -34,6 +36,7 @@ public final class ModelWeights: @unchecked Sendable {
         // The CLI parallelises across files and windows itself; OpenBLAS's own threads would only contend.
         openblas_set_num_threads(1)
         self.card = card
+        self.file = file
         var convs: [Conv] = []
         var inChannels = 1
         for (block, out) in card.architecture.channels.enumerated() {

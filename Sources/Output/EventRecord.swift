@@ -91,23 +91,33 @@ public final class EventLog {
         }
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         var info = stat()
-        if fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_size > 0, let problem = formatMismatch() {
-            close(fd)
-            throw LogError(path: path, reason: problem)
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { self.fd = fd; return }
+        var cutShort = false
+        if info.st_size > 0 {
+            guard let unfinished = unfinishedLastLine() else {
+                close(fd)
+                throw LogError(path: path, reason: "it holds another log format (\(header == nil ? "not JSON lines" : "not this CSV header")); choose a new file")
+            }
+            cutShort = unfinished
         }
         self.fd = fd
-        if let header, fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_size == 0 { try write(header) }
+        // A line a crash or a full disk cut short stays cut, but the next event starts on a line of its own.
+        if cutShort { try write("") }
+        if let header, info.st_size == 0 { try write(header) }
     }
 
-    /// Why appending would mix two formats in one file, or nil: a CSV log must start with this
-    /// header, a JSON-lines log with "{".
-    private func formatMismatch() -> String? {
+    /// Whether the file's last line lacks its newline, or nil when the file is not a log of this
+    /// format: a CSV log starts with this header, a JSON-lines log with a line that is a JSON object.
+    private func unfinishedLastLine() -> Bool? {
         guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
         defer { try? handle.close() }
-        let start = String(decoding: (try? handle.read(upToCount: 4096)) ?? Data(), as: UTF8.self)
-        let firstLine = start.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
-        let matches = header.map { firstLine == $0 } ?? firstLine.hasPrefix("{")
-        return matches ? nil : "it holds another log format (\(header == nil ? "not JSON lines" : "not this CSV header")); choose a new file"
+        let start = (try? handle.read(upToCount: 4096)) ?? Data()
+        let firstLine = start.split(separator: UInt8(ascii: "\n"), maxSplits: 1, omittingEmptySubsequences: false).first ?? Data()
+        let matches = header.map { Data($0.utf8) == firstLine }
+            ?? ((try? JSONSerialization.jsonObject(with: firstLine)) as? [String: Any] != nil)
+        guard matches, let end = try? handle.seekToEnd(), end > 0 else { return nil }
+        try? handle.seek(toOffset: end - 1)
+        return (try? handle.read(upToCount: 1)) != Data([UInt8(ascii: "\n")])
     }
 
     /// Appends `line` and a newline in one system call. If only part of it could be written (a full

@@ -11,6 +11,14 @@ public enum OutputFile {
         public var description: String { "\(path): \(reason)" }
     }
 
+    /// True when both paths name one existing regular file, however spelled (links, `./`, absolute):
+    /// an output that is also an input would destroy the input.
+    public static func sameFile(_ path: String, _ other: String) -> Bool {
+        var a = stat(), b = stat()
+        return stat(path, &a) == 0 && stat(other, &b) == 0 && a.st_mode & S_IFMT == S_IFREG
+            && a.st_dev == b.st_dev && a.st_ino == b.st_ino
+    }
+
     public static func write(_ data: Data, to path: String) throws {
         var info = stat()
         guard stat(path, &info) == 0 else {

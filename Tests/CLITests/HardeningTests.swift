@@ -161,6 +161,79 @@ final class HardeningTests: XCTestCase {
         XCTAssertNotEqual(run.status, 0)
         XCTAssertTrue(run.stderr.contains("NaN"), run.stderr)
     }
+
+    // MARK: inputs are never outputs
+
+    func testAnOutputThatIsAnInputIsRefusedAndTheInputKept() throws {
+        let dir = try temporaryDirectory(self)
+        let audio = dir.appendingPathComponent("take.flac"), link = dir.appendingPathComponent("link.svg")
+        try FileManager.default.copyItem(atPath: angry, toPath: audio.path)
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: audio)
+        let config = dir.appendingPathComponent("config.json")
+        var settings = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: CLI.root.appendingPathComponent("config.json"))) as? [String: Any])
+        settings["model"] = CLI.root.appendingPathComponent("Models/emotion-cnn.json").path
+        try JSONSerialization.data(withJSONObject: settings, options: .prettyPrinted).write(to: config)
+        let original = try Data(contentsOf: audio), originalConfig = try Data(contentsOf: config)
+        let sn = CLI.root.appendingPathComponent("Models/emotion-cnn-sn.json").path
+        for arguments in [["analyze", audio.path, "--plot", link.path],  // through a link
+                          ["analyze", audio.path, "--plot", dir.path + "/./take.flac"],  // spelled otherwise
+                          ["analyze", audio.path, "--config", config.path, "--plot", config.path],
+                          ["calibrate", "--model", sn, "--replay", audio.path, "--profile", audio.path],
+                          ["listen", "--headless", "--fast", "--replay", audio.path, "--log", audio.path]] {
+            let run = try CLI.run(arguments)
+            XCTAssertNotEqual(run.status, 0, "\(arguments)")
+            XCTAssertTrue(run.stderr.contains("which this run reads"), run.stderr)
+        }
+        XCTAssertEqual(try Data(contentsOf: audio), original, "the recording is intact")
+        XCTAssertEqual(try Data(contentsOf: config), originalConfig, "the config is intact")
+    }
+
+    func testAJSONFileThatIsNotALogIsNotAppendedTo() throws {
+        let dir = try temporaryDirectory(self)
+        let config = dir.appendingPathComponent("other.json")
+        let text = "{\n  \"model\": \"x\"\n}\n"  // pretty-printed: its first line is "{" alone
+        try text.write(to: config, atomically: true, encoding: .utf8)
+        let run = try CLI.run(["listen", "--headless", "--fast", "--replay", angry, "--log", config.path])
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.stderr.contains("another log format"), run.stderr)
+        XCTAssertEqual(try String(contentsOf: config, encoding: .utf8), text)
+    }
+
+    func testALogWhoseLastLineWasCutShortGetsNewEventsOnLinesOfTheirOwn() throws {
+        let log = try temporaryDirectory(self).appendingPathComponent("events.jsonl")
+        var run = try CLI.run(["listen", "--headless", "--fast", "--replay", angry, "--log", log.path])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let handle = try FileHandle(forWritingTo: log)
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("{\"time\": \"cut".utf8))  // a crash mid-line
+        try handle.close()
+        run = try CLI.run(["listen", "--headless", "--fast", "--replay", angry, "--log", log.path])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let lines = try String(contentsOf: log, encoding: .utf8).split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.filter { $0 == "{\"time\": \"cut" }.count, 1, "the cut line stays as it was, alone")
+        for line in lines where line != "{\"time\": \"cut" { _ = json(line) }
+        XCTAssertGreaterThan(lines.count, 3)
+    }
+
+    // MARK: damaged audio
+
+    func testADamagedFLACIsAnErrorNotAShorterClip() throws {
+        let dir = try temporaryDirectory(self)
+        let cut = dir.appendingPathComponent("cut.flac")
+        let flac = try Data(contentsOf: URL(fileURLWithPath: angry))
+        try flac.prefix(flac.count * 2 / 3).write(to: cut)
+        var run = try CLI.run(["analyze", cut.path])
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.stdout.contains("cut.flac: cannot decode audio"), run.stdout)  // in the report, beside other files
+        // bench: a file it cannot decode ends the benchmark rather than vanishing from its figures.
+        let folder = dir.appendingPathComponent("bench")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: false)
+        try FileManager.default.copyItem(atPath: angry, toPath: folder.appendingPathComponent("a.flac").path)
+        try Data("not audio".utf8).write(to: folder.appendingPathComponent("b.wav"))
+        run = try CLI.run(["bench", folder.path, "--long-hours", "0", "--vad", "energy"])
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.stderr.contains("b.wav: cannot decode audio"), run.stderr)
+    }
 }
 
 /// The "should fix" cases: messages that named the wrong cause, and waits that never ended.
@@ -205,4 +278,5 @@ final class MessageTests: XCTestCase {
         XCTAssertTrue(run.stderr.contains("another log format"), run.stderr)
         for line in try String(contentsOf: log, encoding: .utf8).split(separator: "\n") { _ = json(String(line)) }
     }
+
 }
