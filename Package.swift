@@ -43,6 +43,7 @@ let package = Package(
         .target(name: "Web", dependencies: [
             "Streaming", "Output", "Model", "CMosquitto",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import Model
 import Output
@@ -58,6 +59,7 @@ public final class WebServer: Sendable {
     private let monitor: Monitor
     private let logger: Logger
     private let uploads = DispatchQueue(label: "emotion-monitor.uploads")
+    private let uploadsInFlight = Mutex(0)
     private let group = Mutex<ServiceGroup?>(nil)
     /// False after device loss until the device is reopened (`/healthz` answers 503).
     private let healthy = Mutex(true)
@@ -77,7 +79,12 @@ public final class WebServer: Sendable {
         let outcome = Mutex<Result<String, WebError>?>(nil)
         let app = Application(
             router: router(),
-            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "emotion-monitor"),
+            // A connection that sends nothing for 30 s, between requests or part-way through one
+            // (headers, or a body that stopped arriving), is closed; a response in progress (an
+            // event stream) keeps its connection.
+            server: .http1(configuration: .init(idleTimeout: .seconds(30))),
+            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "emotion-monitor",
+                                 availableConnectionsDelegate: MaximumAvailableConnections(Self.connectionLimit(), logger: logger)),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? self.settings.port
                 let host = self.settings.host.contains(":") ? "[\(self.settings.host)]" : self.settings.host
@@ -98,6 +105,23 @@ public final class WebServer: Sendable {
         return try outcome.withLock { $0! }.get()
     }
 
+    /// Uploads held at once: they are analysed one at a time, and each may hold --upload-limit bytes.
+    static let uploadsAtOnce = 2
+
+    /// Connections served at once (more wait to be accepted): the open-file limit is raised to its
+    /// hard maximum, and the cap leaves 64 descriptors beside it, so web clients can never take
+    /// the ones the monitor needs (a capture device, the log, a replayed file).
+    static func connectionLimit() -> Int {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 256 }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        return Int(max(16, min(1024, Int64(clamping: limit.rlim_cur) - 64)))
+    }
+
     /// Whether capture runs, for `/healthz`.
     public func capture(running: Bool) { healthy.withLock { $0 = running } }
 
@@ -112,13 +136,23 @@ public final class WebServer: Sendable {
     private func router() -> Router<BasicRequestContext> {
         let router = Router()
         if let token = settings.token { router.add(middleware: BearerToken(token: token)) }
-        router.get("healthz") { [self] _, _ -> Response in
+        router.add(middleware: MethodCheck(routes: ["/": [.get], "/healthz": [.get], "/events": [.get], "/metrics": [.get],
+                                                    "/analyze": [.get, .post]]))
+        /// A GET route, and HEAD on it answered as GET without the body (health checkers send HEAD).
+        func get(_ path: RouterPath, _ handler: @escaping @Sendable (Request, BasicRequestContext) async throws -> Response) {
+            router.get(path, use: handler)
+            router.head(path) { request, context in
+                let response = try await handler(request, context)
+                return Response(status: response.status, headers: response.headers)
+            }
+        }
+        get("healthz") { [self] _, _ -> Response in
             healthy.withLock { $0 } ? text(.ok, "ok\n") : text(.serviceUnavailable, "capture device lost; reopening\n")
         }
-        router.get("/") { [monitor, settings] _, _ -> Response in
+        get("/") { [monitor, settings] _, _ -> Response in
             html(StatusPage.live(labels: monitor.card.labels, tokenRequired: settings.token != nil))
         }
-        router.get("events") { [hub] _, _ -> Response in
+        get("events") { [hub] _, _ -> Response in
             let (_, events) = hub.subscribe()
             var headers = HTTPFields()
             headers[.contentType] = "text/event-stream"
@@ -130,17 +164,29 @@ public final class WebServer: Sendable {
                 try await writer.finish(nil)
             })
         }
-        router.get("metrics") { [metrics] _, _ -> Response in
+        get("metrics") { [metrics] _, _ -> Response in
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.text)))
         }
-        router.get("analyze") { [settings] _, _ -> Response in html(StatusPage.upload(limitBytes: settings.uploadLimitBytes)) }
+        get("analyze") { [settings] _, _ -> Response in html(StatusPage.upload(limitBytes: settings.uploadLimitBytes)) }
         router.post("analyze") { [self] request, _ -> Response in
-            let (status, body) = await analyzeUpload(request)
-            metrics.upload(analysed: status == .ok)
             var headers = HTTPFields()
             headers[.contentType] = "application/json"
+            let admitted = uploadsInFlight.withLock { count in
+                guard count < Self.uploadsAtOnce else { return false }
+                count += 1
+                return true
+            }
+            guard admitted else {
+                metrics.upload(analysed: false)
+                headers[.retryAfter] = "10"
+                return Response(status: .serviceUnavailable, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(
+                    string: JSON.object([("error", .string("\(Self.uploadsAtOnce) uploads are in progress; retry later"))]).text + "\n")))
+            }
+            defer { uploadsInFlight.withLock { $0 -= 1 } }
+            let (status, body) = await analyzeUpload(request)
+            metrics.upload(analysed: status == .ok)
             return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: body + "\n")))
         }
         return router
@@ -198,8 +244,12 @@ struct BearerToken<Context: RequestContext>: RouterMiddleware {
     let token: String
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if request.uri.path == "/healthz" || request.headers[.authorization] == "Bearer \(token)"
-            || request.uri.queryParameters["token"].map(String.init) == token {
+        // The scheme's name is case-insensitive (RFC 9110); the token is not.
+        let bearer = request.headers[.authorization].flatMap { value -> String? in
+            let parts = value.split(separator: " ", maxSplits: 1)
+            return parts.count == 2 && parts[0].lowercased() == "bearer" ? String(parts[1]) : nil
+        }
+        if request.uri.path == "/healthz" || bearer == token || request.uri.queryParameters["token"].map(String.init) == token {
             return try await next(request, context)
         }
         var headers = HTTPFields()
@@ -207,6 +257,24 @@ struct BearerToken<Context: RequestContext>: RouterMiddleware {
         headers[.contentType] = "application/json"
         return Response(status: .unauthorized, headers: headers,
                         body: ResponseBody(byteBuffer: ByteBuffer(string: JSON.object([("error", .string("missing or wrong bearer token"))]).text + "\n")))
+    }
+}
+
+/// A known path asked with a method it does not take gets 405 and `Allow`, not the router's 404
+/// (it only sees the requests no route takes).
+struct MethodCheck<Context: RequestContext>: RouterMiddleware {
+    /// Each path and the methods its routes take (HEAD goes with GET).
+    let routes: [String: [HTTPRequest.Method]]
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let methods = routes[request.uri.path], !methods.contains(request.method), request.method != .head else {
+            return try await next(request, context)
+        }
+        var headers = HTTPFields()
+        headers[.allow] = (methods + (methods.contains(.get) ? [.head] : [])).map(\.rawValue).joined(separator: ", ")
+        headers[.contentType] = "application/json"
+        return Response(status: .methodNotAllowed, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(
+            string: JSON.object([("error", .string("\(request.method.rawValue) is not allowed here"))]).text + "\n")))
     }
 }
 
@@ -219,9 +287,20 @@ func multipartFile(_ body: Data, contentType: String) -> Data? {
     while let open = body.range(of: delimiter, in: start..<body.endIndex) {
         guard let headers = body.range(of: headerEnd, in: open.upperBound..<body.endIndex),
               let close = body.range(of: Data("\r\n".utf8) + delimiter, in: headers.upperBound..<body.endIndex) else { return nil }
-        let head = String(decoding: body[open.upperBound..<headers.lowerBound], as: UTF8.self).lowercased()
-        if head.contains("name=\"file\"") { return body[headers.upperBound..<close.lowerBound] }
+        let head = String(decoding: body[open.upperBound..<headers.lowerBound], as: UTF8.self)
+        if partName(head) == "file" { return body[headers.upperBound..<close.lowerBound] }
         start = close.lowerBound + 2
+    }
+    return nil
+}
+
+/// The `name` parameter of a part's Content-Disposition header (not `filename`, which also ends in "name").
+private func partName(_ headers: String) -> String? {
+    for line in headers.split(separator: "\r\n") where line.lowercased().hasPrefix("content-disposition:") {
+        for parameter in line.split(separator: ";").dropFirst() {
+            let pair = parameter.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            if pair.count == 2, pair[0].lowercased() == "name" { return pair[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
+        }
     }
     return nil
 }

@@ -83,6 +83,9 @@ final class WebTests: XCTestCase {
             XCTAssertTrue(parsed.stdout.contains(name), "\(name) in \(parsed.stdout)")
         }
         XCTAssertTrue(metrics.contains("emotion_monitor_events_total{label=\"angry\"}"), metrics)
+        for total in ["dropped_samples", "capture_overruns", "device_reopens"] {  // totals that only grow: counters
+            XCTAssertTrue(metrics.contains("# TYPE emotion_monitor_\(total)_total counter"), metrics)
+        }
         let (status, out) = server.stop()
         XCTAssertEqual(status, 0, "SIGTERM stops the monitor and the server together")
         XCTAssertFalse(out.isEmpty, "events still reach stdout")
