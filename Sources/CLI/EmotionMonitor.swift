@@ -13,9 +13,20 @@ struct EmotionMonitor: ParsableCommand {
     )
 
     static func main() {
+        occupyClosedStandardDescriptors()
         relaunchWithWiderBLASKernels()
         Logger.emotionMonitor(level: .info).debug("CNN kernels: \(BLASKernels.description)")
         main(nil)
+    }
+}
+
+/// Run with stdin, stdout or stderr closed (`>&-`), the next file opened (a log) would take that
+/// number and get the output meant for it. /dev/null opened read-only holds the slot: reads see
+/// nothing and writes fail, so a closed stdout is still reported as one that cannot be written.
+private func occupyClosedStandardDescriptors() {
+    for fd in Int32(0)...2 where fcntl(fd, F_GETFD) == -1 {
+        let held = open("/dev/null", O_RDONLY)
+        if held >= 0, held != fd { dup2(held, fd); close(held) }
     }
 }
 

@@ -217,6 +217,15 @@ final class HardeningTests: XCTestCase {
 
     // MARK: damaged audio
 
+    func testWithStdoutClosedTheLogGetsEachEventOnce() throws {
+        let log = try temporaryDirectory(self).appendingPathComponent("events.jsonl")
+        let run = try shell("\"$EM\" listen --fast --replay '\(angry)' --log '\(log.path)' >&-")
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let lines = try String(contentsOf: log, encoding: .utf8).split(separator: "\n")
+        XCTAssertFalse(lines.isEmpty)
+        XCTAssertEqual(Set(lines).count, lines.count, "no event twice (the log must not become stdout)")
+    }
+
     func testADamagedFLACIsAnErrorNotAShorterClip() throws {
         let dir = try temporaryDirectory(self)
         let cut = dir.appendingPathComponent("cut.flac")
