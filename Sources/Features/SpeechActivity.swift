@@ -41,8 +41,8 @@ public struct SpeechActivity: Codable, Equatable, Sendable {
 
     public init() {}
 
-    /// A detector for one stream at a time, or nil without one.
-    public func makeDetector() throws -> VoiceDetector? { try detector.map(VoiceDetector.init(settings:)) }
+    /// A detector for one stream at a time, or nil without one; it skips what is below this gate's floor.
+    public func makeDetector() throws -> VoiceDetector? { try detector.map { try VoiceDetector(settings: $0, quietFloorDbfs: thresholdDbfs) } }
 
     /// The speech region as sample indices (16 kHz), or nil when the signal is digital silence.
     public func region(energies: [Float], sampleCount: Int) -> Range<Int>? {

@@ -44,6 +44,10 @@ public final class FeatureStream {
 
     /// The features `card`'s model reads, with speech marked by `detector`.
     public convenience init(for card: ModelCard, inputRate: Int, detector: VoiceDetector?) throws {
+        // Speaker means are gated at the card's own floor: the detector must not skip what is above it.
+        if let gate = card.speakerNormalisation?.speechThresholdDbfs, let floor = detector?.quietFloorDbfs, gate < floor {
+            detector?.quietFloorDbfs = gate
+        }
         try self.init(parameters: card.features, inputRate: inputRate, tracksPitch: card.architecture.sexPitchInputs > 0, detector: detector)
     }
 
@@ -68,7 +72,7 @@ public final class FeatureStream {
         mel.process(resampled, into: &frames)
         pitch?.process(resampled, f0: &f0, levels: &levels)
         meter.process(resampled, into: &energies)
-        detector?.process(resampled, into: &speech, firstFrame: firstEnergy)
+        detector?.process(resampled, into: &speech, firstFrame: firstEnergy, energies: energies)
     }
 
     /// Forgets frames and energies that start before 16 kHz sample `sample`: bounded memory when live.
