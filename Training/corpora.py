@@ -22,12 +22,15 @@ def parse(corpus, path):
     """What `path`'s name says in `corpus`, or None when it is not one of that corpus's clips."""
     path = pathlib.Path(path)
     stem = path.stem
-    if corpus == "ravdess":  # 03-01-EE-II-SS-RR-AA; vocal channel 01 is speech
+    if corpus == "ravdess":  # MM-VV-EE-II-SS-RR-AA, only values RAVDESS uses (as Corpus.ravdessFields)
         f = stem.split("-")
-        if len(f) != 7 or not all(len(x) == 2 and x.isdigit() for x in f) or f[1] != "01" or not 1 <= int(f[2]) <= 8:
+        if len(f) != 7 or not all(len(x) == 2 and x.isascii() and x.isdigit() for x in f):
             return None
-        actor = int(f[6])
-        return {"emotion": int(f[2]) - 1, "speaker": f"ravdess-{actor:02d}", "sex": 1 - actor % 2, "actor": actor}
+        modality, channel, emotion, intensity, statement, repetition, actor = map(int, f)
+        if not (1 <= modality <= 3 and channel == 1 and 1 <= emotion <= 8 and 1 <= intensity <= 2
+                and (emotion != 1 or intensity == 1) and 1 <= statement <= 2 and 1 <= repetition <= 2 and 1 <= actor <= 24):
+            return None
+        return {"emotion": emotion - 1, "speaker": f"ravdess-{actor:02d}", "sex": 1 - actor % 2, "actor": actor}
     if corpus == "tess":  # OAF_back_angry (one original is OA_bite_neutral); both speakers are women
         f = stem.split("_")
         if len(f) < 3 or f[-1] not in TESS or f[0] not in ("OAF", "OA", "YAF"):

@@ -37,7 +37,9 @@ struct Bench: ParsableCommand {
         let (config, weights) = try common.loadAnalysis()
         let folder = directory ?? URL(fileURLWithPath: CommandLine.executablePath).resolvingSymlinksInPath()
             .deletingLastPathComponent().appendingPathComponent("../../../../shared/data/ravdess").standardized.path
-        let files = Array(audioFiles(in: folder).prefix(limit))
+        let (found, unreadable) = audioFiles(in: folder)
+        if let skipped = skippedLine(unreadable) { throw Failure("\(folder): \(skipped)") }
+        let files = Array(found.prefix(limit))
         guard !files.isEmpty else { throw Failure("\(folder): no audio files to benchmark (pass a folder)") }
         if live { return try LiveBenchmark(config: config, weights: weights).run(paths: files, seconds: seconds) }
 
@@ -124,10 +126,37 @@ struct Bench: ParsableCommand {
     }
 }
 
-/// Audio files under `folder`, recursively, sorted.
-func audioFiles(in folder: String) -> [String] {
-    let paths = FileManager.default.enumerator(atPath: folder)?.compactMap { $0 as? String } ?? []
-    return paths.filter(isAudioFile).sorted().map { (folder as NSString).appendingPathComponent($0) }
+/// The audio files under `folder`, in path order, through links to folders like any file tool, and
+/// the folders and links it could not read (no permission, broken), so that none is passed over unsaid.
+func audioFiles(in folder: String) -> (files: [String], unreadable: [String]) {
+    var files: [String] = [], unreadable: [String] = []
+    // Each folder once, by device and inode: a link back to a parent ends there.
+    var visited = Set<[UInt64]>()
+    func walk(_ directory: String) {
+        var info = stat()
+        guard stat(directory, &info) == 0, visited.insert([UInt64(info.st_dev), UInt64(info.st_ino)]).inserted else { return }
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return unreadable.append(directory) }
+        for name in names {
+            let path = (directory as NSString).appendingPathComponent(name)
+            var entry = stat()
+            if stat(path, &entry) != 0 {
+                // A link to nothing: said, as a folder that cannot be read is.
+                if lstat(path, &entry) == 0 && entry.st_mode & S_IFMT == S_IFLNK { unreadable.append(path) }
+            } else if entry.st_mode & S_IFMT == S_IFDIR {
+                walk(path)
+            } else if isAudioFile(path) {
+                files.append(path)
+            }
+        }
+    }
+    walk(folder)
+    return (files.sorted(), unreadable.sorted())
+}
+
+/// One line for what a folder walk could not read, or nil.
+func skippedLine(_ unreadable: [String]) -> String? {
+    guard let first = unreadable.first else { return nil }
+    return "could not read \(unreadable.count == 1 ? first : "\(unreadable.count) paths (\(unreadable.joined(separator: ", ")))") (no permission, or a broken link)"
 }
 
 /// By name: the formats libsndfile is usually built with.

@@ -24,15 +24,25 @@ enum Corpus: String, CaseIterable, Comparable {
     private static let saveeNames = ["a": 4, "d": 6, "f": 5, "h": 2, "n": 0, "sa": 3, "su": 7]
     private static let urduNames = ["Angry": 4, "Happy": 2, "Neutral": 0, "Sad": 3]
 
+    /// RAVDESS's MM-VV-EE-II-SS-RR-AA, only with values RAVDESS uses: modality 01-03 (03 audio-only),
+    /// vocal channel 01 (speech: 02, song, is another task), emotion 01-08, intensity 01-02 (neutral
+    /// only 01), statement and repetition 01-02, actor 01-24.
+    static func ravdessFields(_ stem: String) -> (emotion: Int, actor: Int)? {
+        let f = stem.split(separator: "-", omittingEmptySubsequences: false)
+        guard f.count == 7, f.allSatisfy({ $0.count == 2 && $0.allSatisfy { ("0"..."9").contains($0) } }) else { return nil }
+        let v = f.map { Int($0)! }
+        guard (1...3).contains(v[0]), v[1] == 1, (1...8).contains(v[2]), (1...2).contains(v[3]), v[2] != 1 || v[3] == 1,
+              (1...2).contains(v[4]), (1...2).contains(v[5]), (1...24).contains(v[6]) else { return nil }
+        return (v[2], v[6])
+    }
+
     /// (emotion, speaker, sex: 0 male, 1 female) from a file name of this corpus, or nil.
     func parse(_ url: URL) -> (emotion: Int, speaker: String, sex: Int)? {
         let stem = url.deletingPathExtension().lastPathComponent
         switch self {
-        case .ravdess:  // 03-01-EE-II-SS-RR-AA; vocal channel 02 (song) is another task
-            let f = stem.split(separator: "-")
-            guard f.count == 7, f.allSatisfy({ $0.count == 2 && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
-                  f[1] == "01", let emotion = Int(f[2]), (1...8).contains(emotion), let actor = Int(f[6]) else { return nil }
-            return (emotion - 1, String(format: "actor %02d", actor), actor % 2 == 0 ? 1 : 0)
+        case .ravdess:
+            guard let f = Self.ravdessFields(stem) else { return nil }
+            return (f.emotion - 1, String(format: "actor %02d", f.actor), f.actor % 2 == 0 ? 1 : 0)
         case .tess:  // OAF_back_angry (one original is OA_bite_neutral); both speakers are women
             let f = stem.split(separator: "_")
             guard f.count >= 3, ["OAF", "OA", "YAF"].contains(f[0]), let emotion = Self.tessNames[String(f.last!)] else { return nil }
@@ -76,11 +86,12 @@ struct LabelledClip {
     }
 }
 
-/// Every labelled clip under `directory`, in path order.
-func labelledClips(in directory: String, corpus: Corpus?) throws -> [LabelledClip] {
+/// Every labelled clip under `directory`, in path order, and what could not be read there.
+func labelledClips(in directory: String, corpus: Corpus?) throws -> (clips: [LabelledClip], unreadable: [String]) {
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
         throw Failure("\(directory): not a directory")
     }
-    return audioFiles(in: directory).compactMap { LabelledClip(path: $0, corpus: corpus) }
+    let (files, unreadable) = audioFiles(in: directory)
+    return (files.compactMap { LabelledClip(path: $0, corpus: corpus) }, unreadable)
 }

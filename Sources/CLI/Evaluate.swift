@@ -47,13 +47,17 @@ struct Evaluate: ParsableCommand {
 
     func run() throws {
         let wanted = try actors.map(parseActors)
-        let found = try labelledClips(in: directory, corpus: corpus).filter { clip in clip.actor.map { wanted?.contains($0) ?? true } ?? true }
+        let (all, unreadable) = try labelledClips(in: directory, corpus: corpus)
+        // Said first, and an error at the end: figures missing part of a corpus must not pass for whole.
+        let skipped = skippedLine(unreadable).map { "\(directory): \($0)" }
+        if let skipped { FileHandle.standardError.write(Data("error: \(skipped)\n".utf8)) }
+        let found = all.filter { clip in clip.actor.map { wanted?.contains($0) ?? true } ?? true }
         let withNeutral = Set(found.filter { $0.emotion == 0 }.map(\.speaker))
         let clips = calibration == nil ? found : found.filter { $0.emotion != 0 && withNeutral.contains($0.speaker) }
         guard !clips.isEmpty else {
             throw Failure("\(directory): no \(corpus.map { $0.rawValue.uppercased() } ?? "RAVDESS, TESS, SAVEE or URDU")-named audio files found")
         }
-        let (config, weights) = try common.loadAnalysis()
+        let (config, weights) = try common.loadAnalysis(forProfile: calibration != nil)
         guard weights.card.labels == Corpus.emotions else { throw Failure("evaluate needs a model with the eight emotions \(Corpus.emotions.joined(separator: ", "))") }
         if calibration != nil && weights.card.speakerNormalisation == nil {
             throw Failure("--calibration needs a speaker-normalised model; \(weights.card.name) is not")
@@ -83,10 +87,14 @@ struct Evaluate: ParsableCommand {
         })
         let mode = calibration.map { " with calibration \($0.rawValue)" } ?? ""
         let ordered = reports.keys.sorted().map { reports[$0]! }
-        print(format == .json ? ordered.map(\.json.text).joined(separator: "\n")
-                              : ordered.map { "\(weights.card.name)\(mode) on \($0.text)" }.joined(separator: "\n\n"))
+        // No report at all (no clip decoded) prints nothing, not an empty line.
+        if !ordered.isEmpty {
+            print(format == .json ? ordered.map(\.json.text).joined(separator: "\n")
+                                  : ordered.map { "\(weights.card.name)\(mode) on \($0.text)" }.joined(separator: "\n\n"))
+        }
         try finishOutput()
         if failures > 0 { throw Failure("\(failures) of \(clips.count) files could not be analysed") }
+        if let skipped { throw Failure(skipped) }
     }
 }
 

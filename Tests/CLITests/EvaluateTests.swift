@@ -3,7 +3,8 @@ import XCTest
 
 final class EvaluateTests: XCTestCase {
     func testReportsAccuracyUARAndConfusionForTheChosenActors() throws {
-        let run = try CLI.run(["evaluate", CLI.shared.path, "--actors", "3", "--format", "json"])
+        let ravdess = try CLI.corpus("ravdess")
+        let run = try CLI.run(["evaluate", ravdess.path, "--actors", "3", "--format", "json"])
         XCTAssertEqual(run.status, 0, run.stderr)
         let report = json(run.stdout)
         XCTAssertEqual(report["clips"] as? Int, 60)
@@ -17,14 +18,15 @@ final class EvaluateTests: XCTestCase {
         XCTAssertNotNil(report["uar"])
         XCTAssertNotNil(report["sex_accuracy"])
 
-        let text = try CLI.run(["evaluate", CLI.shared.path, "--actors", "3"])
+        let text = try CLI.run(["evaluate", ravdess.path, "--actors", "3"])
         XCTAssertTrue(text.stdout.contains("accuracy"), text.stdout)
         XCTAssertTrue(text.stdout.contains("surprised"), text.stdout)
     }
 
     /// Each corpus's names give its emotions, speakers and sexes; its own classes are scored apart.
     func testOtherCorporaAreRecognisedAndScoredOverTheirOwnClasses() throws {
-        let data = CLI.shared.deletingLastPathComponent()
+        let data = try CLI.corpus("tess").deletingLastPathComponent()
+        for other in ["savee", "urdu"] { _ = try CLI.corpus(other) }
         let dir = try temporaryDirectory(self)
         // A few clips of each, linked under their own names (and URDU's emotion folders).
         let picks = ["tess/OAF_back_angry.flac", "tess/YAF_back_neutral.flac", "tess/OAF_back_ps.flac",
@@ -65,7 +67,7 @@ final class EvaluateTests: XCTestCase {
     /// its own "none" column, and the evaluation still reports the rest.
     func testAClipWithNoSpeechHeardCountsAsWrong() throws {
         let dir = try temporaryDirectory(self)
-        let real = CLI.shared.appendingPathComponent("Actor_03/03-01-05-02-01-01-03.flac")
+        let real = URL(fileURLWithPath: CLI.clip("03-01-05-02-01-01-03"))
         try FileManager.default.createSymbolicLink(at: dir.appendingPathComponent(real.lastPathComponent), withDestinationURL: real)
         // Named as actor 03's angry clip, holding pink noise at a speech-like level.
         try CLI.sox(["-n", "-r", "16000", "-c", "1", dir.appendingPathComponent("03-01-05-01-01-01-03.flac").path,
@@ -85,12 +87,69 @@ final class EvaluateTests: XCTestCase {
         XCTAssertTrue(text.stdout.contains("1 with no speech heard, counted as wrong") && text.stdout.contains("none"), text.stdout)
     }
 
+    /// Folders reached through links are read like any other; a folder that cannot be read or a
+    /// broken link is named, and the evaluation of the rest ends non-zero.
+    func testLinkedFoldersAreFollowedAndUnreadableOnesAreErrors() throws {
+        let dir = try temporaryDirectory(self)
+        try FileManager.default.createSymbolicLink(at: dir.appendingPathComponent("Actor_03"), withDestinationURL: CLI.clips.appendingPathComponent("Actor_03"))
+        // A loop back to the top must not be walked forever.
+        try FileManager.default.createSymbolicLink(at: dir.appendingPathComponent("loop"), withDestinationURL: dir)
+        var run = try CLI.run(["evaluate", dir.path, "--format", "json"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertEqual(json(run.stdout)["clips"] as? Int, 5, "actor 03's five clips, once")
+
+        try FileManager.default.createSymbolicLink(at: dir.appendingPathComponent("gone"), withDestinationURL: dir.appendingPathComponent("nowhere"))
+        run = try CLI.run(["evaluate", dir.path, "--format", "json"])
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.stderr.contains("could not read \(dir.appendingPathComponent("gone").path)"), run.stderr)
+        XCTAssertEqual(json(run.stdout)["clips"] as? Int, 5, "the rest is still reported")
+        try FileManager.default.removeItem(at: dir.appendingPathComponent("gone"))
+
+        // No permission: as root every folder is readable, so the program runs as nobody there.
+        let locked = dir.appendingPathComponent("locked")
+        try FileManager.default.createDirectory(at: locked, withIntermediateDirectories: false)
+        try FileManager.default.setAttributes([.posixPermissions: 0], ofItemAtPath: locked.path)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir.path)
+        let asUser = getuid() == 0 ? "setpriv --reuid=65534 --regid=65534 --clear-groups " : ""
+        run = try CLI.run([], shellCommand: "\(asUser)\"$EM\" evaluate '\(dir.path)' --format json")
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.stderr.contains("could not read \(locked.path)"), run.stderr)
+    }
+
+    /// RAVDESS names only with values RAVDESS uses; anything else is no RAVDESS clip.
+    func testImpossibleRAVDESSNamesAreNotScored() throws {
+        let dir = try temporaryDirectory(self)
+        let real = URL(fileURLWithPath: CLI.clip("03-01-05-02-01-01-03"))
+        for name in ["03-01-05-02-01-01-00", "03-01-05-02-01-01-99", "99-01-05-02-01-01-03", "03-01-05-09-01-01-03",
+                     "03-01-01-02-01-01-03", "03-01-05-02-03-01-03", "03-01-05-02-01-07-03", "03-02-05-02-01-01-03"] {
+            try FileManager.default.createSymbolicLink(at: dir.appendingPathComponent(name + ".flac"), withDestinationURL: real)
+        }
+        var run = try CLI.run(["evaluate", dir.path])
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.stderr.contains("no RAVDESS, TESS, SAVEE or URDU-named audio files"), run.stderr)
+        try FileManager.default.createSymbolicLink(at: dir.appendingPathComponent("01-01-05-02-01-01-24.flac"), withDestinationURL: real)
+        run = try CLI.run(["evaluate", dir.path, "--format", "json"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertEqual(json(run.stdout)["clips"] as? Int, 1, "audio-visual modality and actor 24 exist")
+    }
+
+    func testNoClipThatDecodesPrintsNothingAndFails() throws {
+        let dir = try temporaryDirectory(self)
+        try Data("not audio".utf8).write(to: dir.appendingPathComponent("03-01-05-02-01-01-03.flac"))
+        for format in ["json", "text"] {
+            let run = try CLI.run(["evaluate", dir.path, "--format", format])
+            XCTAssertNotEqual(run.status, 0)
+            XCTAssertEqual(run.stdout, "", format)
+            XCTAssertTrue(run.stderr.contains("1 of 1 files could not be analysed"), run.stderr)
+        }
+    }
+
     func testNoMatchingFilesOrBadActorsAreErrors() throws {
         let dir = try temporaryDirectory(self)
         var run = try CLI.run(["evaluate", dir.path])
         XCTAssertNotEqual(run.status, 0)
         XCTAssertTrue(run.stderr.contains("no RAVDESS, TESS, SAVEE or URDU-named audio files"), run.stderr)
-        run = try CLI.run(["evaluate", CLI.shared.path, "--actors", "x-2"])
+        run = try CLI.run(["evaluate", CLI.clips.path, "--actors", "x-2"])
         XCTAssertNotEqual(run.status, 0)
         XCTAssertTrue(run.stderr.contains("--actors"), run.stderr)
     }

@@ -67,7 +67,7 @@ final class HardeningTests: XCTestCase {
         var run = try shell("\"$EM\" analyze '\(angry)' >/dev/full")
         XCTAssertNotEqual(run.status, 0)
         XCTAssertTrue(run.stderr.contains("cannot write to standard output"), run.stderr)
-        run = try shell("\"$EM\" evaluate '\(CLI.shared.path)' --actors 3 >/dev/full")
+        run = try shell("\"$EM\" evaluate '\(CLI.clips.path)' --actors 3 >/dev/full")
         XCTAssertNotEqual(run.status, 0)
         XCTAssertTrue(run.stderr.contains("cannot write to standard output"), run.stderr)
     }
@@ -109,11 +109,11 @@ final class HardeningTests: XCTestCase {
         var run = try CLI.run(["calibrate", "--profile", "/tmp/never-written.json", "--device", "nope", "--seconds", "inf"])
         XCTAssertNotEqual(run.status, 0)
         XCTAssertTrue(run.stderr.contains("--seconds"), run.stderr)
-        run = try CLI.run(["evaluate", CLI.shared.path, "--actors", "1-9223372036854775807"])
+        run = try CLI.run(["evaluate", CLI.clips.path, "--actors", "1-9223372036854775807"])
         XCTAssertNotEqual(run.status, 0)
         XCTAssertTrue(run.stderr.contains("--actors"), run.stderr)
         for bad in ["1--4", ",,,", "0"] {
-            run = try CLI.run(["evaluate", CLI.shared.path, "--actors", bad])
+            run = try CLI.run(["evaluate", CLI.clips.path, "--actors", bad])
             XCTAssertNotEqual(run.status, 0, bad)
             XCTAssertTrue(run.stderr.contains("--actors"), run.stderr)
         }

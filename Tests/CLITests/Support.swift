@@ -15,7 +15,8 @@ struct Run {
 
 enum CLI {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
-    static let shared = root.appendingPathComponent("../shared/data/ravdess").standardized
+    /// The few RAVDESS clips the repository carries (Tests/Clips/README.md), in RAVDESS's own layout.
+    static let clips = root.appendingPathComponent("Tests/Clips")
     /// SwiftPM puts the test bundle and the executable in the same products folder.
     static let binary = Bundle.main.bundleURL.appendingPathComponent("emotion-monitor")
 
@@ -52,11 +53,32 @@ enum CLI {
                    stderr: String(decoding: errData, as: UTF8.self), peakMegabytes: Int(usage.ru_maxrss) / 1024)
     }
 
-    /// A RAVDESS clip from the shared corpus (tests read it in place; it is not copied into the project).
+    /// One of the RAVDESS clips in Tests/Clips.
     static func clip(_ name: String) -> String {
         let actor = name.split(separator: "-").last!.prefix(2)
-        return shared.appendingPathComponent("Actor_\(actor)/\(name).flac").path
+        return clips.appendingPathComponent("Actor_\(actor)/\(name).flac").path
     }
+
+    /// 60 clips (about 3.5 minutes of speech) for a replay that must still be running when a test acts on it.
+    static var longReplay: [String] {
+        let all = FileManager.default.enumerator(atPath: clips.path)!.compactMap { $0 as? String }.filter { $0.hasSuffix(".flac") }.sorted()
+        return (0..<60).map { clips.appendingPathComponent(all[$0 % all.count]).path }
+    }
+
+    /// A whole corpus folder (`ravdess`, `tess`, ...) of the training data, which a clone does not
+    /// carry: without it the test is skipped, saying so (CI has the corpora, so nothing skips there).
+    static func corpus(_ name: String) throws -> URL {
+        let folder = corpora.appendingPathComponent(name)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw XCTSkip("needs the \(name) corpus at \(folder.path) (set EMOTION_MONITOR_CORPORA to its parent folder)")
+        }
+        return folder
+    }
+
+    /// The corpora's folder: $EMOTION_MONITOR_CORPORA, or ../shared/data beside the checkout.
+    static let corpora = ProcessInfo.processInfo.environment["EMOTION_MONITOR_CORPORA"].flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }
+        ?? root.appendingPathComponent("../shared/data").standardized
 
     /// The environment that defines an ALSA capture PCM `testcap` playing the raw file `raw` (then
     /// zeros forever), via ALSA_CONFIG_PATH: the real capture path without a sound card. Its null

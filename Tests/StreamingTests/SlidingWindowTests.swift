@@ -9,7 +9,7 @@ final class SlidingWindowTests: XCTestCase {
     static let weights = try! ModelWeights(cardURL: root.appendingPathComponent("Models/emotion-cnn.json"))
     /// Speaker-normalised: online, each window uses the speech heard up to its end.
     static let normalised = try! ModelWeights(cardURL: root.appendingPathComponent("Models/emotion-cnn-sn.json"))
-    static let clip = root.appendingPathComponent("../shared/data/ravdess/Actor_01/03-01-05-02-01-01-01.flac").standardized.path
+    static let clip = root.appendingPathComponent("Tests/Clips/Actor_01/03-01-05-02-01-01-01.flac").path
 
     func analyzer(_ weights: ModelWeights = weights, windows: WindowSettings = WindowSettings()) -> ClipAnalyzer {
         ClipAnalyzer(classifier: EmotionClassifier(weights: weights), windows: windows, speech: SpeechActivity())
