@@ -30,7 +30,8 @@ struct Analyze: ParsableCommand {
     }
 
     func run() throws {
-        let (config, weights) = try common.loadAnalysis(reading: files + [speaker.profile].compactMap { $0 }, writing: [("--plot", plot)])
+        let (config, weights) = try common.loadAnalysis(reading: files + [speaker.profile].compactMap { $0 }, writing: [("--plot", plot)],
+                                                        forProfile: speaker.profile != nil)
         let normalisation = try speaker.normalisation(for: weights.card)
         let report = ClipReport(format: format, card: weights.card)
         if let header = report.header { print(header) }

@@ -57,7 +57,7 @@ struct Calibrate: ParsableCommand {
     }
 
     func run() throws {
-        let (config, weights) = try common.loadAnalysis(reading: replay, writing: [("--profile", profile)])
+        let (config, weights) = try common.loadAnalysis(reading: replay, writing: [("--profile", profile)], forProfile: true)
         guard weights.card.speakerNormalisation != nil else {
             throw Failure("the model \(weights.card.name) is not speaker-normalised: a profile cannot help it (calibrate with --model Models/emotion-cnn-sn.json)")
         }

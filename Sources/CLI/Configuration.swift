@@ -10,6 +10,9 @@ import Streaming
 struct Configuration: Codable {
     /// Model card, relative to the config file's folder.
     var model: String
+    /// The speaker-normalised model a profile is for, used instead of `model` by calibration and
+    /// `--profile` when `model` is not speaker-normalised and no --model is given.
+    var profileModel: String?
     var windows: WindowSettings
     var speech: SpeechActivity
     var smoothing: SmoothingSettings
@@ -74,8 +77,9 @@ struct CommonOptions: ParsableArguments {
 
     enum DetectorChoice: String, ExpressibleByArgument, CaseIterable { case silero, energy }
 
-    /// The configuration with flags applied, validated.
-    func resolve() throws -> (Configuration, configURL: URL, modelURL: URL) {
+    /// The configuration with flags applied, validated; `modelURL` is --model or the config's model,
+    /// `profileModelURL` the config's profile model when no --model is given.
+    func resolve() throws -> (Configuration, configURL: URL, modelURL: URL, profileModelURL: URL?) {
         let url = try configURL()
         var config: Configuration
         guard let data = FileManager.default.contents(atPath: url.path) else { throw Failure("\(url.path): cannot read config") }
@@ -101,7 +105,8 @@ struct CommonOptions: ParsableArguments {
         if let vadMinimumSilence { config.speech.detector?.minimumSilenceSeconds = vadMinimumSilence }
         if let problem = config.problem { throw Failure("--hop or a --vad option: \(problem)") }
         let modelURL = URL(fileURLWithPath: model ?? Self.path(config.model, relativeTo: url))
-        return (config, url, modelURL)
+        let profileModelURL = model == nil ? config.profileModel.map { URL(fileURLWithPath: Self.path($0, relativeTo: url)) } : nil
+        return (config, url, modelURL, profileModelURL)
     }
 
     /// `path` as written in the config file at `config`: absolute, or relative to the file's folder.
@@ -132,13 +137,23 @@ struct CommonOptions: ParsableArguments {
     /// The validated configuration and the model's weights (shared by every analyzer). An output
     /// (`writing`: its flag and path) naming a file the run reads — `reading` (recordings, a profile),
     /// the config, the model card, its weights, the speech detector's model — is refused before
-    /// anything is written: a slip on the command line must not destroy an input.
-    func loadAnalysis(reading: [String] = [], writing outputs: [(flag: String, path: String?)] = []) throws -> (Configuration, ModelWeights) {
-        let (config, configURL, modelURL) = try resolve()
+    /// anything is written: a slip on the command line must not destroy an input. `forProfile`: the
+    /// run calibrates or uses a speaker profile, so a default model that cannot use one gives way to
+    /// the config's `profileModel`, saying so on stderr.
+    func loadAnalysis(reading: [String] = [], writing outputs: [(flag: String, path: String?)] = [],
+                      forProfile: Bool = false) throws -> (Configuration, ModelWeights) {
+        let (config, configURL, defaultURL, profileModelURL) = try resolve()
         // Loaded once here, before any other thread, so that a missing or corrupt detector model is one error, not one per file.
         do { try config.speech.detector.map(VoiceDetector.check) } catch { throw Failure("\(error)") }
-        let weights: ModelWeights
-        do { weights = try ModelWeights(cardURL: modelURL) } catch let error as ModelError { throw Failure(error.description) }
+        func load(_ url: URL) throws -> ModelWeights {
+            do { return try ModelWeights(cardURL: url) } catch let error as ModelError { throw Failure(error.description) }
+        }
+        var (weights, modelURL) = (try load(defaultURL), defaultURL)
+        if forProfile, weights.card.speakerNormalisation == nil, let profileModelURL {
+            let chosen = try load(profileModelURL)
+            FileHandle.standardError.write(Data("note: a speaker profile needs a speaker-normalised model: using \(chosen.card.name) (\(profileModelURL.path)) instead of \(weights.card.name)\n".utf8))
+            (weights, modelURL) = (chosen, profileModelURL)
+        }
         let inputs = reading + [configURL.path, modelURL.path, weights.file] + [config.speech.detector?.model].compactMap { $0 }
         for case let (flag, path?) in outputs {
             if let input = inputs.first(where: { OutputFile.sameFile(path, $0) }) {

@@ -3,20 +3,58 @@ import Foundation
 import Logging
 import Model
 import Output
+import Synchronization
 
 @main
 struct EmotionMonitor: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "emotion-monitor",
         abstract: "Speech-emotion monitor: which of eight emotions a voice carries, live or from recordings.",
+        version: versionText(),
         subcommands: [Listen.self, Analyze.self, Calibrate.self, Evaluate.self, Devices.self, Bench.self]
     )
+
+    /// The program's own version, beside the model's (bumped with each release).
+    static let version = "0.9.0"
+
+    /// `--version`: the program and the default model (name and training date, from its card).
+    private static func versionText() -> String {
+        let model: String
+        do {
+            let (_, _, url, _) = try CommonOptions.parse([]).resolve()
+            let card = try ModelCard.load(from: url)
+            model = "model \(card.name)" + (card.date.map { ", trained \($0)" } ?? "") + " (\(url.path))"
+        } catch {
+            model = "no model (\(error))"
+        }
+        return "emotion-monitor \(version), \(model)"
+    }
 
     static func main() {
         occupyClosedStandardDescriptors()
         relaunchWithWiderBLASKernels()
+        if CommandLine.arguments.dropFirst().first == "listen" { EarlySignals.record() }
         Logger.emotionMonitor(level: .info).debug("CNN kernels: \(BLASKernels.description)")
         main(nil)
+    }
+}
+
+/// SIGHUP, SIGINT and SIGTERM that reach `listen` while it starts (loading the model and the
+/// detector takes about 0.1 s), before its own handlers are installed: recorded here and acted on
+/// once they are, instead of ending the process (SIGHUP's default would kill a kiosk at start-up).
+/// Threading: the handler only sets bits; `take` from any thread.
+enum EarlySignals {
+    private static let arrived = Atomic<UInt64>(0)
+
+    static func record() {
+        for number in [SIGHUP, SIGINT, SIGTERM] {
+            signal(number) { EarlySignals.arrived.bitwiseOr(1 << UInt64($0), ordering: .relaxed) }
+        }
+    }
+
+    /// Whether `number` arrived early, forgetting it.
+    static func take(_ number: Int32) -> Bool {
+        arrived.bitwiseAnd(~(1 << UInt64(number)), ordering: .relaxed).oldValue & (1 << UInt64(number)) != 0
     }
 }
 

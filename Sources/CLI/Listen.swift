@@ -69,7 +69,8 @@ struct Listen: ParsableCommand {
     }
 
     func run() throws {
-        var (config, weights) = try common.loadAnalysis(reading: replay + [speaker.profile].compactMap { $0 }, writing: [("--log", log)])
+        var (config, weights) = try common.loadAnalysis(reading: replay + [speaker.profile].compactMap { $0 }, writing: [("--log", log)],
+                                                        forProfile: speaker.profile != nil)
         if let smoothing { config.smoothing.windows = smoothing }
         if let hysteresis { config.smoothing.hysteresis = hysteresis }
         if let problem = config.problem { throw Failure(problem) }

@@ -100,6 +100,8 @@ final class LiveSession {
         self.health = health
         startedAt = Date()
         monitor.start()
+        // What arrived while starting is sent again, now to the handlers above.
+        for number in [SIGINT, SIGTERM, SIGHUP] where EarlySignals.take(number) { kill(getpid(), number) }
         done.wait()
         return failure
     }

@@ -24,6 +24,8 @@ public struct ModelCard: Codable, Sendable {
     }
 
     public var name: String
+    /// When the model was trained (YYYY-MM-DD), for `--version`.
+    public var date: String?
     /// The safetensors file, relative to the card.
     public var weights: String
     public var labels: [String]

@@ -8,6 +8,15 @@ final class AnalyzeTests: XCTestCase {
     let angry = CLI.clip("03-01-05-02-01-01-01")
     let emotions = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
 
+    func testVersionNamesTheProgramAndTheDefaultModel() throws {
+        let run = try CLI.run(["--version"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let card = json(try String(contentsOf: CLI.root.appendingPathComponent("Models/emotion-cnn.json"), encoding: .utf8))
+        XCTAssertEqual(run.lines.count, 1, run.stdout)
+        XCTAssertTrue(run.stdout.hasPrefix("emotion-monitor "), run.stdout)
+        XCTAssertTrue(run.stdout.contains("model emotion-cnn, trained \(card["date"] as! String)"), run.stdout)
+    }
+
     func testEveryKernelFamilyTheCPUHasGivesTheSameProbabilities() throws {
         let flags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
         let cores = ["Prescott", "Haswell"] + (flags.contains(" avx512f") ? ["SkylakeX"] : [])

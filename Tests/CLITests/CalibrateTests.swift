@@ -28,6 +28,35 @@ final class CalibrateTests: XCTestCase {
         XCTAssertTrue(online.lines.allSatisfy { json($0)["norm"] as? String == "online" })
     }
 
+    /// With the defaults (no --model), calibration and --profile take the config's speaker-normalised
+    /// model, each saying so in one line, and the profile is used.
+    func testCalibrationWorksWithTheDefaults() throws {
+        let profile = try temporaryDirectory(self).appendingPathComponent("me.json")
+        let run = try CLI.run(["calibrate", "--profile", profile.path, "--replay"] + neutral)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stdout.contains("wrote \(profile.path)"), run.stdout)
+        let note = run.stderr.split(separator: "\n").filter { $0.contains("emotion-cnn-sn") }
+        XCTAssertEqual(note.count, 1, run.stderr)
+        XCTAssertTrue(note[0].contains("speaker-normalised"), run.stderr)
+
+        let analysed = try CLI.run(["analyze", "--format", "jsonl", "--profile", profile.path, angry])
+        XCTAssertEqual(analysed.status, 0, analysed.stderr)
+        XCTAssertNotNil(json(analysed.stdout)["label"], analysed.stdout)
+        XCTAssertTrue(analysed.stderr.contains("using emotion-cnn-sn"), analysed.stderr)
+        let live = try CLI.run(["listen", "--replay", angry, "--fast", "--headless", "--profile", profile.path])
+        XCTAssertEqual(live.status, 0, live.stderr)
+        XCTAssertTrue(!live.lines.isEmpty && live.lines.allSatisfy { json($0)["norm"] as? String == "profile" }, live.stdout)
+
+        // Without a profile the default model stays, and says nothing.
+        let plain = try CLI.run(["analyze", "--format", "jsonl", angry])
+        XCTAssertEqual(plain.status, 0, plain.stderr)
+        XCTAssertFalse(plain.stderr.contains("emotion-cnn-sn"), plain.stderr)
+        // A model named on the command line is the user's choice: no switch.
+        let named = try CLI.run(["calibrate", "--model", "Models/emotion-cnn.json", "--profile", profile.path, "--replay"] + neutral)
+        XCTAssertNotEqual(named.status, 0)
+        XCTAssertTrue(named.stderr.contains("not speaker-normalised"), named.stderr)
+    }
+
     /// The microphone path, through the real ALSA capture code against a PCM playing actor 03's
     /// neutral clips. That PCM delivers as fast as it can, so the ring is made big enough to hold them all.
     func testMicrophoneCalibrationStopsAtTheRequestedSpeech() throws {
@@ -127,9 +156,10 @@ final class CalibrateTests: XCTestCase {
     }
 
     func testEvaluateScoresTheSameClipsInEveryCalibrationMode() throws {
+        let ravdess = try CLI.corpus("ravdess")
         var clips: [Int] = []
         for mode in ["none", "online", "neutral"] {
-            let run = try CLI.run(["evaluate", "--model", Self.model, CLI.shared.path, "--actors", "3", "--calibration", mode, "--format", "json"])
+            let run = try CLI.run(["evaluate", "--model", Self.model, ravdess.path, "--actors", "3", "--calibration", mode, "--format", "json"])
             XCTAssertEqual(run.status, 0, run.stderr)
             clips.append(json(run.stdout)["clips"] as! Int)
         }

@@ -81,8 +81,7 @@ final class ListenTests: XCTestCase {
     func testSIGINTStopsAFastReplayEarly() throws {
         let dir = try temporaryDirectory(self)
         let log = dir.appendingPathComponent("events.jsonl")
-        let clips = Array(try FileManager.default.contentsOfDirectory(atPath: CLI.shared.appendingPathComponent("Actor_05").path)
-            .sorted().prefix(60)).map { CLI.shared.appendingPathComponent("Actor_05/\($0)").path }
+        let clips = CLI.longReplay
         let process = Process()
         process.executableURL = CLI.binary
         process.arguments = ["listen", "--fast", "--headless", "--log", log.path, "--replay"] + clips
@@ -97,6 +96,46 @@ final class ListenTests: XCTestCase {
         let lines = try String(contentsOf: log, encoding: .utf8).split(separator: "\n")
         XCTAssertLessThan(lines.count, 300)
         for line in lines { XCTAssertNotNil(json(String(line))["label"]) }
+    }
+
+    /// A signal while `listen` starts, after main() but before its handlers run (it then catches
+    /// SIGHUP, SIGINT and SIGTERM only to record them): SIGHUP is not fatal, SIGTERM still drains.
+    func testSignalsWhileStartingAreActedOnNotFatal() throws {
+        /// From /proc: SIGHUP caught (by the start-up recorder or, later, the live handlers), and
+        /// SIGPIPE ignored (the first thing the live session does: past the window).
+        func caught(_ pid: Int32) -> (caught: Bool, ignored: Bool) {
+            let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+            func mask(_ key: String) -> UInt64 {
+                status.split(separator: "\n").first { $0.hasPrefix(key) }.flatMap { UInt64($0.split(separator: "\t").last ?? "", radix: 16) } ?? 0
+            }
+            return (mask("SigCgt:") & (1 << UInt64(SIGHUP - 1)) != 0, mask("SigIgn:") & (1 << UInt64(SIGPIPE - 1)) != 0)
+        }
+        let full = try CLI.run(["listen", "--fast", "--headless", "--replay", angry, angry])
+        for number in [SIGHUP, SIGTERM] {
+            let out = try temporaryDirectory(self).appendingPathComponent("stdout")
+            _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+            let process = Process()
+            process.executableURL = CLI.binary
+            process.arguments = ["listen", "--fast", "--headless", "--replay", angry, angry]
+            process.currentDirectoryURL = CLI.root
+            process.standardOutput = try FileHandle(forWritingTo: out)
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            var state = caught(process.processIdentifier)
+            let deadline = Date().addingTimeInterval(20)
+            while !(state.caught || state.ignored) && process.isRunning && Date() < deadline {
+                usleep(500)
+                state = caught(process.processIdentifier)
+            }
+            XCTAssertTrue(state.caught && !state.ignored, "start-up records signals before the live handlers are installed")
+            kill(process.processIdentifier, number)
+            process.waitUntilExit()
+            XCTAssertEqual(process.terminationReason, .exit, "signal \(number) while starting")
+            XCTAssertEqual(process.terminationStatus, 0)
+            let lines = try String(contentsOf: out, encoding: .utf8).split(separator: "\n")
+            for line in lines { XCTAssertNotNil(json(String(line))["label"]) }
+            if number == SIGHUP { XCTAssertEqual(lines.count, full.lines.count, "headless, SIGHUP only reopens the log") }
+        }
     }
 
     func testSIGHUPReopensTheLogAfterRotation() throws {
