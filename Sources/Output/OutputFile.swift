@@ -46,10 +46,9 @@ public enum OutputFile {
     /// the old file or the new one, never half of either.
     private static func replace(_ path: String, with data: Data, mode: mode_t) throws {
         let folder = (path as NSString).deletingLastPathComponent
-        var template = Array(((folder.isEmpty ? "." : folder) + "/.emotion-monitor-XXXXXX").utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard fd >= 0 else { throw Failure(path: path, reason: "cannot create a file beside it (\(String(cString: strerror(errno))))") }
-        let temporary = String(cString: template)
+        guard let (fd, temporary) = makeTemporary(in: folder.isEmpty ? "." : folder, prefix: ".emotion-monitor-") else {
+            throw Failure(path: path, reason: "cannot create a file beside it (\(String(cString: strerror(errno))))")
+        }
         do {
             try writeAll(fd, data, path: path)
             guard fchmod(fd, mode) == 0, fsync(fd) == 0 else { throw Failure(path: path, reason: String(cString: strerror(errno))) }
@@ -75,7 +74,17 @@ public enum OutputFile {
         try writeAll(fd, data, path: path)
     }
 
-    private static func writeAll(_ fd: Int32, _ data: Data, path: String) throws {
+    /// A new file only this user can read, `prefix` and six random characters in `folder` (mkstemp):
+    /// its descriptor and path, or nil with errno set.
+    public static func makeTemporary(in folder: String, prefix: String) -> (fd: Int32, path: String)? {
+        var template = Array((folder + "/" + prefix + "XXXXXX").utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else { return nil }
+        return (fd, String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self))
+    }
+
+    /// Writes all of `data` to `fd`, through short writes and interruptions.
+    public static func writeAll(_ fd: Int32, _ data: Data, path: String) throws {
         try data.withUnsafeBytes { bytes in
             var offset = 0
             while offset < bytes.count {

@@ -92,7 +92,12 @@ public final class WebServer: Sendable {
                 ready.signal()
             },
             logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
+        var configuration = ServiceGroupConfiguration(services: [app], logger: logger)
+        // Requests get a second to finish after a stop; then their connections are cancelled, so an
+        // upload whose body stopped arriving or an event client that stopped reading cannot hold the
+        // exit. An upload already being analysed still finishes (its handler awaits the analysis).
+        configuration.maximumGracefulShutdownDuration = .seconds(1)
+        let group = ServiceGroup(configuration: configuration)
         self.group.withLock { $0 = group }
         Task.detached { [self] in
             do { try await group.run() } catch {
@@ -214,15 +219,13 @@ public final class WebServer: Sendable {
         let (card, analyze) = (monitor.card, monitor.analyze)
         return await withCheckedContinuation { done in
             uploads.async {
-                let template = FileManager.default.temporaryDirectory.appendingPathComponent("emotion-monitor-upload-XXXXXX").path
-                var path = Array(template.utf8CString)
-                let fd = mkstemp(&path)
-                guard fd >= 0 else { return done.resume(returning: failure(.internalServerError, "cannot make a temporary file")) }
-                let file = String(cString: path)
+                guard let (fd, file) = OutputFile.makeTemporary(in: FileManager.default.temporaryDirectory.path, prefix: "emotion-monitor-upload-") else {
+                    return done.resume(returning: failure(.internalServerError, "cannot make a temporary file"))
+                }
                 defer { unlink(file) }
-                let written = upload.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                let written = Result { try OutputFile.writeAll(fd, upload, path: file) }
                 close(fd)
-                guard written == upload.count else { return done.resume(returning: failure(.internalServerError, "cannot write a temporary file")) }
+                guard case .success = written else { return done.resume(returning: failure(.internalServerError, "cannot write a temporary file")) }
                 do {
                     var result = try analyze(file)
                     result.path = "upload"

@@ -144,8 +144,7 @@ final class WebTests: XCTestCase {
     }
 
     func testAStalledClientDoesNotHoldUpTheMonitor() throws {
-        let files = Array(try FileManager.default.contentsOfDirectory(atPath: CLI.shared.appendingPathComponent("Actor_01").path)
-            .sorted().prefix(60)).map { CLI.shared.appendingPathComponent("Actor_01/\($0)").path }
+        let files = CLI.longReplay
         let alone = try CLI.run(["listen", "--headless", "--fast", "--replay"] + files)
         XCTAssertEqual(alone.status, 0, alone.stderr)
         let server = try Server(["listen", "--headless", "--fast", "--replay"] + files + ["--serve", "127.0.0.1:0"], test: self)
@@ -223,6 +222,35 @@ final class WebTests: XCTestCase {
         let bad = try CLI.run(["listen", "--headless", "--replay", angry, "--mqtt", "http://example"])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains("mqtt://HOST"), bad.stderr)
+    }
+
+    /// An upload whose body stopped arriving and an event client that stopped reading are closed at a
+    /// stop, not waited for.
+    func testSIGTERMDoesNotWaitForStalledClients() throws {
+        let server = try Server(["listen", "--headless", "--replay"] + CLI.longReplay + ["--serve", "127.0.0.1:0"], test: self)
+        let url = URL(string: server.url)!
+        let stalled = Process()
+        stalled.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        stalled.arguments = ["-c", """
+            import socket, time
+            a = socket.create_connection(("\(url.host!)", \(url.port!)))
+            a.sendall(b"POST /analyze HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 1000000\\r\\n\\r\\nRIFF")
+            b = socket.create_connection(("\(url.host!)", \(url.port!)))
+            b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            b.sendall(b"GET /events HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+            print("connected", flush=True)
+            time.sleep(60)
+            """]
+        let ready = Pipe()
+        stalled.standardOutput = ready
+        try stalled.run()
+        defer { stalled.terminate() }
+        _ = ready.fileHandleForReading.availableData
+        usleep(300_000)
+        let started = Date()
+        let (status, _) = server.stop()
+        XCTAssertEqual(status, 0)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 5, "the stop waited for the stalled clients")
     }
 
     func testSIGTERMDuringAnUploadExitsCleanly() throws {
