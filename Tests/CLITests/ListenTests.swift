@@ -104,6 +104,9 @@ final class ListenTests: XCTestCase {
         /// From /proc: SIGHUP caught (by the start-up recorder or, later, the live handlers), and
         /// SIGPIPE ignored (the first thing the live session does: past the window).
         func caught(_ pid: Int32) -> (caught: Bool, ignored: Bool) {
+            // Until env has exec'd the program, /proc describes env.
+            let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")
+            guard exe == CLI.binary.resolvingSymlinksInPath().path else { return (false, false) }
             let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
             func mask(_ key: String) -> UInt64 {
                 status.split(separator: "\n").first { $0.hasPrefix(key) }.flatMap { UInt64($0.split(separator: "\t").last ?? "", radix: 16) } ?? 0
@@ -115,8 +118,9 @@ final class ListenTests: XCTestCase {
             let out = try temporaryDirectory(self).appendingPathComponent("stdout")
             _ = FileManager.default.createFile(atPath: out.path, contents: nil)
             let process = Process()
-            process.executableURL = CLI.binary
-            process.arguments = ["listen", "--fast", "--headless", "--replay", angry, angry]
+            // SIGPIPE at its default, whatever this test process inherited or set (a server test ignores it).
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["--default-signal=PIPE", CLI.binary.path, "listen", "--fast", "--headless", "--replay", angry, angry]
             process.currentDirectoryURL = CLI.root
             process.standardOutput = try FileHandle(forWritingTo: out)
             process.standardError = FileHandle.nullDevice
