@@ -37,9 +37,9 @@ struct Bench: ParsableCommand {
         let (config, weights) = try common.loadAnalysis()
         let folder = directory ?? URL(fileURLWithPath: CommandLine.executablePath).resolvingSymlinksInPath()
             .deletingLastPathComponent().appendingPathComponent("../../../../shared/data/ravdess").standardized.path
-        let (found, unreadable) = audioFiles(in: folder)
-        if let skipped = skippedLine(unreadable) { throw Failure("\(folder): \(skipped)") }
-        let files = Array(found.prefix(limit))
+        let found = audioFiles(in: folder)
+        if let skipped = skippedLine(found.unreadable) { throw Failure("\(folder): \(skipped)") }
+        let files = Array(found.files.prefix(limit))
         guard !files.isEmpty else { throw Failure("\(folder): no audio files to benchmark (pass a folder)") }
         if live { return try LiveBenchmark(config: config, weights: weights).run(paths: files, seconds: seconds) }
 
@@ -126,10 +126,11 @@ struct Bench: ParsableCommand {
     }
 }
 
-/// The audio files under `folder`, in path order, through links to folders like any file tool, and
-/// the folders and links it could not read (no permission, broken), so that none is passed over unsaid.
-func audioFiles(in folder: String) -> (files: [String], unreadable: [String]) {
-    var files: [String] = [], unreadable: [String] = []
+/// The audio files under `folder`, in path order, through links to folders like any file tool; with
+/// `manifests`, the corpus manifests (`clips.csv`) among them too; and the folders and links it could
+/// not read (no permission, broken), so that none is passed over unsaid.
+func audioFiles(in folder: String, manifests: Bool = false) -> (files: [String], manifests: [String], unreadable: [String]) {
+    var files: [String] = [], found: [String] = [], unreadable: [String] = []
     // Each folder once, by device and inode: a link back to a parent ends there.
     var visited = Set<[UInt64]>()
     func walk(_ directory: String) {
@@ -146,11 +147,13 @@ func audioFiles(in folder: String) -> (files: [String], unreadable: [String]) {
                 walk(path)
             } else if isAudioFile(path) {
                 files.append(path)
+            } else if manifests && name == Manifest.fileName {
+                found.append(path)
             }
         }
     }
     walk(folder)
-    return (files.sorted(), unreadable.sorted())
+    return (files.sorted(), found.sorted(), unreadable.sorted())
 }
 
 /// One line for what a folder walk could not read, or nil.

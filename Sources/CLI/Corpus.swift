@@ -60,17 +60,25 @@ enum Corpus: String, CaseIterable, Comparable {
     }
 }
 
-/// A clip whose name says its emotion, speaker and speaker sex.
+/// A clip with what its manifest row or its name says: emotion, speaker and speaker sex.
 struct LabelledClip {
     let path: String
-    let corpus: Corpus
-    /// Index into `Corpus.emotions`.
-    let emotion: Int
+    /// The corpus: its folder's name for a manifest's clips, else the naming the file follows.
+    let corpus: String
+    /// Index into `Corpus.emotions`; nil where the corpus's label has none among the eight (the clip
+    /// then counts for speaker sex only).
+    let emotion: Int?
     let speaker: String
-    /// 0 male, 1 female: the model card's sexLabels order.
-    let sex: Int
+    /// 0 male, 1 female (the model card's sexLabels order); nil when not known.
+    let sex: Int?
     /// RAVDESS actor number (for --actors), nil elsewhere.
-    var actor: Int? { corpus == .ravdess ? Int(speaker.dropFirst(6)) : nil }
+    let actor: Int?
+
+    init(path: String, corpus: String, emotion: Int?, speaker: String, sex: Int?) {
+        (self.path, self.corpus, self.emotion, self.speaker, self.sex) = (path, corpus, emotion, speaker, sex)
+        let stem = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        actor = corpus == Corpus.ravdess.rawValue ? Corpus.ravdessFields(stem)?.actor : nil
+    }
 
     /// The clip as `corpus` names it, or as the first corpus whose naming it follows.
     init?(path: String, corpus: Corpus?) {
@@ -78,7 +86,7 @@ struct LabelledClip {
         guard isAudioFile(path) else { return nil }
         for candidate in corpus.map({ [$0] }) ?? Corpus.allCases {
             if let info = candidate.parse(url) {
-                (self.path, self.corpus, emotion, speaker, sex) = (path, candidate, info.emotion, info.speaker, info.sex)
+                self.init(path: path, corpus: candidate.rawValue, emotion: info.emotion, speaker: info.speaker, sex: info.sex)
                 return
             }
         }
@@ -86,12 +94,17 @@ struct LabelledClip {
     }
 }
 
-/// Every labelled clip under `directory`, in path order, and what could not be read there.
+/// Every labelled clip under `directory`, in path order, and what could not be read there. A folder
+/// with a manifest (`clips.csv`) is read from it; audio files outside such folders by their names.
+/// With `corpus`, every file is read by that corpus's naming and manifests are not looked at.
 func labelledClips(in directory: String, corpus: Corpus?) throws -> (clips: [LabelledClip], unreadable: [String]) {
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
         throw Failure("\(directory): not a directory")
     }
-    let (files, unreadable) = audioFiles(in: directory)
-    return (files.compactMap { LabelledClip(path: $0, corpus: corpus) }, unreadable)
+    let found = audioFiles(in: directory, manifests: corpus == nil)
+    let folders = found.manifests.map { ($0 as NSString).deletingLastPathComponent + "/" }
+    let named = found.files.filter { file in !folders.contains { file.hasPrefix($0) } }.compactMap { LabelledClip(path: $0, corpus: corpus) }
+    let listed = try found.manifests.flatMap(Manifest.read)
+    return ((named + listed).sorted { $0.path < $1.path }, found.unreadable)
 }

@@ -9,10 +9,12 @@ struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure accuracy on labelled corpora: accuracy, UAR, recall, confusion matrix, speaker sex.",
         discussion: """
-        Reads the names of RAVDESS (03-01-EE-II-SS-RR-AA), TESS (OAF_back_angry), SAVEE (DC_a01) and URDU \
-        (Angry/SM1_F10_A010) files, recognised from the names or fixed with --corpus, and reports each corpus \
+        A folder with a clips.csv manifest (columns file, speaker, sex, emotion; the README says how) is read \
+        from it, as one corpus named after the folder, so any labelled recordings can be scored. Elsewhere it \
+        reads the names of RAVDESS (03-01-EE-II-SS-RR-AA), TESS (OAF_back_angry), SAVEE (DC_a01) and URDU \
+        (Angry/SM1_F10_A010) files, recognised from the names or fixed with --corpus. It reports each corpus \
         found: accuracy over the eight emotions (what a user sees) and accuracy and UAR over the corpus's own \
-        classes (the best-scoring of those). Accuracy means something only on speakers the model never heard: \
+        classes (the best-scoring of those), and speaker sex where it is known. Accuracy means something only on speakers the model never heard: \
         evaluate a model trained without that corpus or those actors (Training/run_all.sh makes them). A clip \
         in which no speech is heard counts as wrong (a user would get no answer for it).
         """)
@@ -22,10 +24,10 @@ struct Evaluate: ParsableCommand {
     /// Where a speaker-normalised model's speaker mean comes from, for comparing the three.
     enum Calibration: String, ExpressibleByArgument { case none, online, neutral }
 
-    @Argument(help: "Folder searched recursively for labelled audio files.")
+    @Argument(help: "Folder searched recursively for clips.csv manifests and labelled audio files.")
     var directory: String
 
-    @Option(help: "Read every file's name as this corpus's: ravdess, tess, savee or urdu (default: recognised per file).")
+    @Option(help: "Read every file's name as this corpus's: ravdess, tess, savee or urdu, ignoring manifests (default: manifests, else recognised per file).")
     var corpus: Corpus?
 
     @Option(help: "Output format: text, or json (one object per corpus, one per line).")
@@ -53,9 +55,10 @@ struct Evaluate: ParsableCommand {
         if let skipped { FileHandle.standardError.write(Data("error: \(skipped)\n".utf8)) }
         let found = all.filter { clip in clip.actor.map { wanted?.contains($0) ?? true } ?? true }
         let withNeutral = Set(found.filter { $0.emotion == 0 }.map(\.speaker))
-        let clips = calibration == nil ? found : found.filter { $0.emotion != 0 && withNeutral.contains($0.speaker) }
+        let clips = calibration == nil ? found : found.filter { ($0.emotion ?? 0) != 0 && withNeutral.contains($0.speaker) }
         guard !clips.isEmpty else {
-            throw Failure("\(directory): no \(corpus.map { $0.rawValue.uppercased() } ?? "RAVDESS, TESS, SAVEE or URDU")-named audio files found")
+            throw Failure("\(directory): " + (corpus.map { "no \($0.rawValue.uppercased())-named audio files found" }
+                ?? "no \(Manifest.fileName) manifest with clips and no RAVDESS, TESS, SAVEE or URDU-named audio files found"))
         }
         let (config, weights) = try common.loadAnalysis(forProfile: calibration != nil)
         guard weights.card.labels == Corpus.emotions else { throw Failure("evaluate needs a model with the eight emotions \(Corpus.emotions.joined(separator: ", "))") }
@@ -63,7 +66,12 @@ struct Evaluate: ParsableCommand {
             throw Failure("--calibration needs a speaker-normalised model; \(weights.card.name) is not")
         }
         let normalisations = try speakerNormalisations(found, config: config, weights: weights)
-        var reports: [Corpus: CorpusReport] = [:]
+        // Each corpus's own classes: a named corpus's, and every emotion its clips (from a manifest) have.
+        var classes: [String: Set<Int>] = [:]
+        for clip in clips {
+            classes[clip.corpus, default: Set(Corpus(rawValue: clip.corpus)?.classes ?? [])].formUnion([clip.emotion].compactMap { $0 })
+        }
+        var reports: [String: CorpusReport] = [:]
         var failures = 0
         let progress = ProgressBar(total: clips.count)
         let sexed = weights.card.sexLabels.count == 2
@@ -83,10 +91,13 @@ struct Evaluate: ParsableCommand {
                 return
             }
             let clip = clips[index]
-            reports[clip.corpus, default: CorpusReport(corpus: clip.corpus)].add(clip, emotion: answer?.emotion, sex: answer?.sex, sexed: sexed)
+            reports[clip.corpus, default: CorpusReport(corpus: clip.corpus, classes: classes[clip.corpus]!.sorted())]
+                .add(clip, emotion: answer?.emotion, sex: answer?.sex, sexed: sexed)
         })
         let mode = calibration.map { " with calibration \($0.rawValue)" } ?? ""
-        let ordered = reports.keys.sorted().map { reports[$0]! }
+        // The four named corpora in their order, then the others by name.
+        func rank(_ name: String) -> (Int, String) { (Corpus.allCases.firstIndex { $0.rawValue == name } ?? Corpus.allCases.count, name) }
+        let ordered = reports.keys.sorted { rank($0) < rank($1) }.map { reports[$0]! }
         // No report at all (no clip decoded) prints nothing, not an empty line.
         if !ordered.isEmpty {
             print(format == .json ? ordered.map(\.json.text).joined(separator: "\n")
@@ -102,27 +113,29 @@ extension Corpus: ExpressibleByArgument {}
 
 /// One corpus's figures: over the eight emotions, and over the classes the corpus has.
 struct CorpusReport {
-    let corpus: Corpus
+    let corpus: String
+    /// Indices into `Corpus.emotions`: "accuracy over its own classes" and its UAR choose among these.
+    let classes: [Int]
     var eight = Evaluation(labels: Corpus.emotions)
     var own: Evaluation
 
-    init(corpus: Corpus) {
-        self.corpus = corpus
-        own = Evaluation(labels: corpus.classes.map { Corpus.emotions[$0] })
+    init(corpus: String, classes: [Int]) {
+        (self.corpus, self.classes) = (corpus, classes)
+        own = Evaluation(labels: classes.map { Corpus.emotions[$0] })
     }
 
     /// `emotion` and `sex` nil: no answer for the clip (no speech heard), wrong for emotion and, when
     /// the model has a sex head (`sexed`), for sex.
     mutating func add(_ clip: LabelledClip, emotion: [Float]?, sex: [Float]?, sexed: Bool) {
-        let sexCorrect = sexed ? sex.map { s in (s.indices.max { s[$0] < s[$1] }!) == clip.sex } ?? false : nil
+        // Sex is scored where the clip's is known and the model has a sex head.
+        let sexCorrect = sexed ? clip.sex.map { truth in sex.map { s in s.indices.max { s[$0] < s[$1] }! == truth } ?? false } : nil
         eight.add(truth: clip.emotion, predicted: emotion.map { e in e.indices.max { e[$0] < e[$1] }! }, sexCorrect: sexCorrect)
-        let classes = corpus.classes
-        let best = emotion.map { e in classes.indices.max { e[classes[$0]] < e[classes[$1]] }! }
-        own.add(truth: classes.firstIndex(of: clip.emotion)!, predicted: best, sexCorrect: sexCorrect)
+        let best = classes.isEmpty ? nil : emotion.map { e in classes.indices.max { e[classes[$0]] < e[classes[$1]] }! }
+        own.add(truth: clip.emotion.flatMap { classes.firstIndex(of: $0) }, predicted: best, sexCorrect: sexCorrect)
     }
 
     var text: String {
-        var lines = ["\(corpus.rawValue.uppercased()), eight emotions: " + eight.text]
+        var lines = ["\(corpus.uppercased()), eight emotions: " + eight.text]
         if own.labels.count < eight.labels.count {
             lines.append("\nover its own \(own.labels.count) classes: " + own.text)
         }
@@ -131,7 +144,7 @@ struct CorpusReport {
 
     var json: JSON {
         guard case .object(let fields) = eight.json else { return eight.json }
-        return .object([("corpus", .string(corpus.rawValue))] + fields + [("own_classes", own.json)])
+        return .object([("corpus", .string(corpus))] + fields + [("own_classes", own.json)])
     }
 }
 
@@ -154,7 +167,7 @@ extension Evaluate {
                 profiles[speaker] = .profile(profile)
             }
             let speakerOf = Dictionary(clips.map { ($0.path, $0.speaker) }, uniquingKeysWith: { a, _ in a })
-            if let missing = Set(clips.filter { $0.emotion != 0 && means[$0.speaker] != nil }.map { $0.speaker }).subtracting(profiles.keys).min() {
+            if let missing = Set(clips.filter { ($0.emotion ?? 0) != 0 && means[$0.speaker] != nil }.map { $0.speaker }).subtracting(profiles.keys).min() {
                 throw Failure("\(missing) has too little neutral speech to build a profile from")
             }
             return { profiles[speakerOf[$0]!]! }

@@ -19,9 +19,12 @@ public struct Evaluation: Sendable {
         unanswered = Array(repeating: 0, count: labels.count)
     }
 
-    /// `predicted` nil: the program gave no answer for the clip.
-    public mutating func add(truth: Int, predicted: Int?, sexCorrect: Bool? = nil) {
-        if let predicted { confusion[truth][predicted] += 1 } else { unanswered[truth] += 1 }
+    /// `predicted` nil: the program gave no answer for the clip. `truth` nil: a clip whose emotion is
+    /// not known (its corpus's label has no counterpart), counted for speaker sex only.
+    public mutating func add(truth: Int?, predicted: Int?, sexCorrect: Bool? = nil) {
+        if let truth {
+            if let predicted { confusion[truth][predicted] += 1 } else { unanswered[truth] += 1 }
+        }
         if let sexCorrect {
             sexTotal += 1
             if sexCorrect { self.sexCorrect += 1 }
@@ -47,7 +50,9 @@ public struct Evaluation: Sendable {
 
     public var text: String {
         var lines = [String(format: "clips %d   accuracy %.1f %%   UAR %.1f %%", total, 100 * accuracy, 100 * unweightedAverageRecall)]
-        if let sex = sexAccuracy { lines[0] += String(format: "   speaker sex %.1f %%", 100 * sex) }
+        if let sex = sexAccuracy {
+            lines[0] += String(format: "   speaker sex %.1f %%", 100 * sex) + (sexTotal == total ? "" : " of \(sexTotal) clips")
+        }
         if unansweredTotal > 0 { lines[0] += "   (\(unansweredTotal) with no speech heard, counted as wrong)" }
         let width = max(9, (labels.map(\.count).max() ?? 0) + 1)
         func pad(_ s: String) -> String { String(repeating: " ", count: max(0, width - s.count)) + s }
@@ -64,14 +69,15 @@ public struct Evaluation: Sendable {
 
     public var json: JSON {
         var fields: [(String, JSON)] = [
-            ("clips", .number(Double(total))), ("accuracy", .rounded(accuracy)),
-            ("uar", .rounded(unweightedAverageRecall)),
+            // No clip with a known emotion: no accuracy to speak of (null, not 0).
+            ("clips", .number(Double(total))), ("accuracy", total == 0 ? .null : .rounded(accuracy)),
+            ("uar", total == 0 ? .null : .rounded(unweightedAverageRecall)),
             ("recall", .object(zip(labels, recalls).map { ($0.0, $0.1.map { .rounded($0) } ?? .null) })),
             ("labels", .array(labels.map { .string($0) })),
             ("confusion", .array(confusion.map { .array($0.map { .number(Double($0)) }) })),
             ("no_speech", .array(unanswered.map { .number(Double($0)) })),
         ]
-        if let sex = sexAccuracy { fields.append(("sex_accuracy", .rounded(sex))) }
+        if let sex = sexAccuracy { fields += [("sex_accuracy", .rounded(sex)), ("sex_clips", .number(Double(sexTotal)))] }
         return .object(fields)
     }
 }

@@ -144,6 +144,70 @@ final class EvaluateTests: XCTestCase {
         }
     }
 
+    /// A folder with a clips.csv is one corpus, named after the folder, whatever its files are called:
+    /// a clip with no emotion counts for sex only, an unknown sex for emotion only.
+    func testAManifestFolderIsScoredFromItsRows() throws {
+        let dir = try temporaryDirectory(self).appendingPathComponent("Mine")
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("takes"), withIntermediateDirectories: true)
+        let picks = [("takes/one.flac", "03-01-05-02-01-01-01"), ("takes/two.flac", "03-01-03-02-01-01-02"),
+                     ("three.flac", "03-01-01-01-01-01-03"), ("four.flac", "03-01-05-02-01-01-03")]
+        for (name, clip) in picks {
+            try FileManager.default.createSymbolicLink(at: dir.appendingPathComponent(name), withDestinationURL: URL(fileURLWithPath: CLI.clip(clip)))
+        }
+        try """
+            file,speaker,sex,emotion,label,note\r
+            takes/one.flac,me-1,male,angry,ANG,"loud, very"\r
+            takes/two.flac,me-2,female,happy,HAP,"said \"\"yes\"\"\"\r
+            three.flac,me-3,unknown,neutral,NEU,\r
+            four.flac,me-3,male,,tired,no counterpart\r
+
+            """.write(to: dir.appendingPathComponent("clips.csv"), atomically: true, encoding: .utf8)
+        let run = try CLI.run(["evaluate", dir.path, "--format", "json"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertEqual(run.lines.count, 1, run.stdout)
+        let report = json(run.stdout)
+        XCTAssertEqual(report["corpus"] as? String, "mine")
+        XCTAssertEqual(report["clips"] as? Int, 3, "the clip without an emotion is not scored for emotion")
+        XCTAssertEqual(report["sex_clips"] as? Int, 3, "nor the one of unknown sex for sex")
+        XCTAssertEqual((report["confusion"] as! [[Int]]).map { $0.reduce(0, +) }, [1, 0, 1, 0, 1, 0, 0, 0])
+        XCTAssertEqual((report["own_classes"] as! [String: Any])["labels"] as? [String], ["neutral", "happy", "angry"])
+        let text = try CLI.run(["evaluate", dir.path])
+        XCTAssertTrue(text.stdout.contains("MINE, eight emotions") && text.stdout.contains("over its own 3 classes"), text.stdout)
+
+        // Named explicitly, names count and the manifest is not read: these names are no corpus's.
+        XCTAssertNotEqual(try CLI.run(["evaluate", dir.path, "--corpus", "ravdess"]).status, 0)
+        // A wrong row is one line naming it; a missing file is an analysis error, not a silent gap.
+        try "file,speaker,sex,emotion\nthree.flac,me,male,joyful\n".write(to: dir.appendingPathComponent("clips.csv"), atomically: true, encoding: .utf8)
+        var bad = try CLI.run(["evaluate", dir.path])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("clips.csv line 2: emotion 'joyful' is not one of"), bad.stderr)
+        try "file,speaker,emotion\nthree.flac,me,angry\n".write(to: dir.appendingPathComponent("clips.csv"), atomically: true, encoding: .utf8)
+        bad = try CLI.run(["evaluate", dir.path])
+        XCTAssertTrue(bad.stderr.contains("no 'sex' column"), bad.stderr)
+        try "file,speaker,sex,emotion\nthree.flac,me,male,neutral\nmissing.flac,me,male,angry\n".write(to: dir.appendingPathComponent("clips.csv"), atomically: true, encoding: .utf8)
+        bad = try CLI.run(["evaluate", dir.path, "--format", "json"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("missing.flac") && bad.stderr.contains("1 of 2 files could not be analysed"), bad.stderr)
+    }
+
+    /// The corpora's own manifests, Opus files included (TESS is Ogg/Opus but for three clips).
+    func testTheCorporaManifestsAndOpusClipsAreRead() throws {
+        let tess = try CLI.corpus("tess")
+        let dir = try temporaryDirectory(self).appendingPathComponent("tess")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let rows = try String(contentsOf: tess.appendingPathComponent("clips.csv"), encoding: .utf8).split(whereSeparator: \.isNewline)
+        let opus = rows.dropFirst().filter { $0.hasPrefix("OAF") && $0.contains(".ogg,") }.prefix(4)
+        XCTAssertEqual(opus.count, 4)
+        let absolute = opus.map { tess.path + "/" + $0 }
+        try ([String(rows[0])] + absolute).joined(separator: "\n").write(to: dir.appendingPathComponent("clips.csv"), atomically: true, encoding: .utf8)
+        let run = try CLI.run(["evaluate", dir.path, "--format", "json"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let report = json(run.stdout)
+        XCTAssertEqual(report["corpus"] as? String, "tess")
+        XCTAssertEqual(report["clips"] as? Int, 4)
+        XCTAssertEqual(report["sex_clips"] as? Int, 4)
+    }
+
     func testNoMatchingFilesOrBadActorsAreErrors() throws {
         let dir = try temporaryDirectory(self)
         var run = try CLI.run(["evaluate", dir.path])
