@@ -38,7 +38,7 @@ let package = Package(
         ]),
         .target(name: "Features", dependencies: ["CFFTW", "CSndFile", "CSoxr", "CSherpaOnnx"]),
         .target(name: "Model", dependencies: ["COpenBLAS", "Features"]),
-        .target(name: "Streaming", dependencies: ["Features", "Model", "RingBuffer", "Capture"]),
+        .target(name: "Streaming", dependencies: ["Features", "Model", "RingBuffer"]),
         .target(name: "Output", dependencies: ["Streaming", "Features", "Model"]),
         .target(name: "Web", dependencies: [
             "Streaming", "Output", "Model", "CMosquitto",

@@ -98,11 +98,21 @@ struct Listen: ParsableCommand {
                 logger.warning("\(lost) events never reached the broker at mqtt://\(broker.address)")
             }
         }
+        // The sinks, in the order each event reaches them. On a terminal: the status line. Events on
+        // stdout when headless without a log, or when stdout is not a terminal; the log; web; broker.
+        let interactive = !headless && isatty(STDOUT_FILENO) == 1
+        let logSink = try log.map { path in
+            try LogSink(path: path, record: EventRecord(labels: weights.card.labels, sexLabels: weights.card.sexLabels,
+                                                        format: logFormat ?? config.listen.logFormat))
+        }
+        var sinks: [LiveEventSink] = []
+        if interactive { sinks.append(StatusLine(labels: weights.card.labels, colour: StatusLine.colourAllowed())) }
+        if headless ? log == nil : !interactive { sinks.append(StandardOutputSink(besideALog: log != nil)) }
+        sinks += [logSink as LiveEventSink?, web, broker].compactMap { $0 }
         let session = try LiveSession(config: config, weights: weights, normalisation: normalisation,
                                       device: device ?? config.listen.device,
                                       replay: replay, fast: fast, duration: duration, headless: headless,
-                                      logPath: log, logFormat: logFormat ?? config.listen.logFormat,
-                                      web: web, broker: broker, logger: logger)
+                                      sinks: sinks, log: logSink, logger: logger)
         if let web {
             let address: String
             do { address = try web.start() } catch { throw Failure("\(error)") }

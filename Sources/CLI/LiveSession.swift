@@ -6,21 +6,19 @@ import Model
 import Output
 import RingBuffer
 import Streaming
-import Web
 
-/// One run of `listen`: wires source, ring, analyzer and sinks, handles signals, and returns when
-/// the stream ends or a signal stops it.
+/// One run of `listen`: wires source, ring and analyzer, hands every event and health report to
+/// its sinks, handles signals, and returns when the stream ends or a signal stops it.
 /// Threading: built and run on the main thread; everything after `run()` starts happens on `queue`.
 final class LiveSession {
     private let queue = DispatchQueue(label: "emotion-monitor.analyzer", qos: .userInteractive)
     private let monitor: LiveMonitor
-    private let status: StatusLine?
-    /// Events on stdout, the web side and the broker are JSON lines; the log has its own format.
-    private let jsonRecord: EventRecord
-    private let logRecord: EventRecord
-    /// False once stdout has failed beside a log (the log goes on).
-    private var printEvents: Bool
-    private var eventLog: EventLog?
+    /// Where events go (status line, stdout, log, web side, broker), in that order.
+    private var sinks: [LiveEventSink]
+    /// The log among them, reopened on SIGHUP when headless.
+    private let log: LogSink?
+    /// The JSON line every sink that sends one shares.
+    private let record: EventRecord
     private let headless: Bool
     private let logger: Logger
     private let done = DispatchSemaphore(value: 0)
@@ -29,21 +27,18 @@ final class LiveSession {
     private var outputFailure: String?
     private var signals: [DispatchSourceSignal] = []
     private var health: DispatchSourceTimer?
-    private var lastHealth = (dropped: 0, overruns: 0, reopens: 0, reconnecting: false)
-    let labels: [String]
-    /// The web side, when serving, and the broker, when publishing: every event goes to them too.
-    private let web: WebServer?
-    private let broker: BrokerPublisher?
+    private var lastHealth = (dropped: 0, health: SourceHealth())
     private let hopSeconds: Double
     private let realTime: Bool
     private var startedAt = Date()
 
     init(config: Configuration, weights: ModelWeights, normalisation: Normalisation, device: String, replay: [String], fast: Bool, duration: Double?,
-         headless: Bool, logPath: String?, logFormat: EventFormat, web: WebServer?, broker: BrokerPublisher?, logger: Logger) throws {
+         headless: Bool, sinks: [LiveEventSink], log: LogSink?, logger: Logger) throws {
         self.logger = logger
-        labels = weights.card.labels
-        self.web = web
-        self.broker = broker
+        self.sinks = sinks
+        self.log = log
+        self.headless = headless
+        record = EventRecord(labels: weights.card.labels, sexLabels: weights.card.sexLabels, format: .jsonl)
         hopSeconds = config.windows.hopSeconds
         realTime = !fast
         let source: AudioSource
@@ -60,16 +55,6 @@ final class LiveSession {
         let window = try SlidingWindow(classifier: EmotionClassifier(weights: weights), windows: config.windows,
                                        speech: config.speech, smoothing: config.smoothing, normalisation: normalisation,
                                        inputRate: source.sampleRate)
-        let interactive = !headless && isatty(STDOUT_FILENO) == 1
-        status = interactive ? StatusLine(labels: labels, colour: StatusLine.colourAllowed()) : nil
-        // Kiosk: events on stdout unless they go to a log. Piped without --headless: events on stdout.
-        printEvents = headless ? logPath == nil : !interactive
-        jsonRecord = EventRecord(labels: labels, sexLabels: weights.card.sexLabels, format: .jsonl)
-        logRecord = EventRecord(labels: labels, sexLabels: weights.card.sexLabels, format: logFormat)
-        self.headless = headless
-        if let logPath {
-            eventLog = try EventLog(path: logPath, header: logFormat == .csv ? logRecord.csvHeader : nil)
-        }
         var deliver: ((LiveEvent) -> Void)?
         var end: ((String?) -> Void)?
         monitor = LiveMonitor(source: source, ring: ring, window: window, queue: queue, stopAfterSeconds: duration,
@@ -112,43 +97,36 @@ final class LiveSession {
     }
 
     private func reopenLog() {
-        guard let eventLog else { return }
+        guard let log = log?.log else { return }
         do {
-            try eventLog.reopen()
-            logger.info("log reopened", metadata: ["path": "\(eventLog.path)"])
+            try log.reopen()
+            logger.info("log reopened", metadata: ["path": "\(log.path)"])
         } catch {
             logger.error("\(error)")
         }
     }
 
-    private var overruns: Int { monitor.source.overruns }
-
     private func handle(_ event: LiveEvent) {
-        let dropped = monitor.droppedSamples
-        status?.draw(event, dropped: dropped, overruns: overruns)
         let now = Date()
-        // One JSON line for every sink that takes one.
-        let json = printEvents || web != nil || broker != nil ? jsonRecord.line(event, at: now, dropped: dropped, overruns: overruns) : ""
-        web?.hub.publish(json)
-        broker?.publish(json)
-        if let web {
-            // In real time, a window's audio ended `end` seconds after the start: the rest is the label's delay.
-            let latency = now.timeIntervalSince(startedAt) - event.end
-            web.metrics.event(label: event.label.map { labels[$0] }, voicedSeconds: event.voice ? hopSeconds : 0,
-                              analysis: event.analysisSeconds, latency: realTime && latency >= 0 ? latency : nil)
-        }
-        if printEvents {
-            do { try StandardOutput.line(json) } catch {
-                // With a log beside it, the events still reach the log; alone, nothing would.
-                guard eventLog != nil else { return fail("\(error); stopping") }
-                logger.error("\(error); events go to the log only from now on")
-                printEvents = false
+        // In real time, a window's audio ended `end` seconds after the start: the rest is the label's delay.
+        let latency = now.timeIntervalSince(startedAt) - event.end
+        let context = LiveEventContext(event: event, record: record, time: now, dropped: monitor.droppedSamples,
+                                       overruns: monitor.source.health.overruns, latency: realTime && latency >= 0 ? latency : nil,
+                                       hopSeconds: hopSeconds)
+        var failed: [Int] = []
+        for (i, sink) in sinks.enumerated() {
+            do { try sink.receive(event, context) } catch let failure as SinkFailure {
+                guard failure.stopsTheRun else {
+                    logger.error("\(failure)")
+                    failed.append(i)
+                    continue
+                }
+                return fail(failure.description)
+            } catch {
+                return fail("\(error)")
             }
         }
-        guard let eventLog else { return }
-        do { try eventLog.write(logRecord.line(event, at: now, dropped: dropped, overruns: overruns)) } catch {
-            fail("\(error); events are being lost, stopping")
-        }
+        for i in failed.reversed() { sinks.remove(at: i) }
     }
 
     /// A sink failed: say so once and stop with a failure.
@@ -158,22 +136,20 @@ final class LiveSession {
         monitor.stop()
     }
 
-    /// Logs what changed in the capture's health: drops, overruns, device loss and reopen.
+    /// Logs what changed in the capture's health (drops, overruns, device loss and reopen) and tells the sinks.
     private func reportHealth() {
-        let capture = monitor.source as? CaptureThread
-        let now = (dropped: monitor.droppedSamples, overruns: overruns, reopens: capture?.reopens ?? 0,
-                   reconnecting: capture?.isReconnecting ?? false)
-        if now.dropped > lastHealth.dropped { logger.warning("analyzer fell behind", metadata: ["dropped_samples": "\(now.dropped)"]) }
-        if now.overruns > lastHealth.overruns { logger.warning("capture overrun", metadata: ["overruns": "\(now.overruns)"]) }
-        if now.reconnecting && !lastHealth.reconnecting { logger.error("capture device lost; reopening with backoff") }
-        if now.reopens > lastHealth.reopens { logger.notice("capture device was lost and has been reopened", metadata: ["reopens": "\(now.reopens)"]) }
-        lastHealth = now
-        web?.capture(running: !now.reconnecting)
-        web?.metrics.capture(dropped: now.dropped, overruns: now.overruns, reopens: now.reopens, up: !now.reconnecting)
+        let (dropped, now) = (monitor.droppedSamples, monitor.source.health)
+        let last = lastHealth.health
+        if dropped > lastHealth.dropped { logger.warning("analyzer fell behind", metadata: ["dropped_samples": "\(dropped)"]) }
+        if now.overruns > last.overruns { logger.warning("capture overrun", metadata: ["overruns": "\(now.overruns)"]) }
+        if now.reconnecting && !last.reconnecting { logger.error("capture device lost; reopening with backoff") }
+        if now.reopens > last.reopens { logger.notice("capture device was lost and has been reopened", metadata: ["reopens": "\(now.reopens)"]) }
+        lastHealth = (dropped, now)
+        for sink in sinks { sink.receive(health: now, dropped: dropped) }
     }
 
     private func finish(_ failure: String?) {
-        status?.finish()
+        for sink in sinks { sink.finish() }
         health?.cancel()
         self.failure = failure ?? outputFailure
         done.signal()

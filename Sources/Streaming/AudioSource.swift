@@ -1,4 +1,3 @@
-import Capture
 import Features
 import Foundation
 import RingBuffer
@@ -11,15 +10,25 @@ public protocol AudioSource: AnyObject {
     var isRunning: Bool { get }
     /// Why the source ended, if it ended on an error.
     var failureDescription: String? { get }
-    var overruns: Int { get }
+    /// The capture's health now: what the live sinks and the log report.
+    var health: SourceHealth { get }
     func start()
     func stop()
     func waitUntilStopped()
 }
 
-extension CaptureThread: AudioSource {
-    public var sampleRate: Int { format.sampleRate }
-    public var failureDescription: String? { failure?.description }
+/// A capture's counters and state at one moment. Threading: a value type, freely shared.
+public struct SourceHealth: Equatable, Sendable {
+    /// Times the device's own buffer overflowed (samples lost before the ring).
+    public var overruns: Int
+    /// Times a lost device was reopened.
+    public var reopens: Int
+    /// True while a lost device is being reopened.
+    public var reconnecting: Bool
+
+    public init(overruns: Int = 0, reopens: Int = 0, reconnecting: Bool = false) {
+        (self.overruns, self.reopens, self.reconnecting) = (overruns, reopens, reconnecting)
+    }
 }
 
 /// Recordings played into the ring back to back, as if they were a microphone: in real time (so
@@ -29,7 +38,8 @@ extension CaptureThread: AudioSource {
 /// Unchecked Sendable: mutable flags live under `state` (an NSCondition); the ring is SPSC-safe.
 public final class ReplaySource: AudioSource, @unchecked Sendable {
     public let sampleRate: Int
-    public let overruns = 0
+    /// Files never overrun nor get lost.
+    public let health = SourceHealth()
     private let paths: [String]
     private let realTime: Bool
     private let state = NSCondition()

@@ -1,5 +1,7 @@
 import CMosquitto
 import Foundation
+import Output
+import Streaming
 import Synchronization
 
 /// Publishes each live event (the event log's JSON) to an MQTT broker through libmosquitto, with
@@ -116,4 +118,9 @@ public final class BrokerPublisher: Sendable {
         mosquitto_destroy(client.handle)
         return state.withLock { $0.waiting.count }
     }
+}
+
+/// The broker as a live sink: `publish` never blocks on the network.
+extension BrokerPublisher: LiveEventSink {
+    public func receive(_ event: LiveEvent, _ context: LiveEventContext) { publish(context.jsonLine) }
 }

@@ -325,3 +325,18 @@ public struct WebError: Error, CustomStringConvertible {
     public let description: String
     init(_ description: String) { self.description = description }
 }
+
+/// The web side as a live sink: each event to the event stream and the metrics, the capture's
+/// health to `/healthz` and the metrics. Neither waits on a client (the hub's queues are bounded).
+extension WebServer: LiveEventSink {
+    public func receive(_ event: LiveEvent, _ context: LiveEventContext) {
+        hub.publish(context.jsonLine)
+        metrics.event(label: event.label.map { monitor.card.labels[$0] }, voicedSeconds: event.voice ? context.hopSeconds : 0,
+                      analysis: event.analysisSeconds, latency: context.latency)
+    }
+
+    public func receive(health: SourceHealth, dropped: Int) {
+        capture(running: !health.reconnecting)
+        metrics.capture(dropped: dropped, overruns: health.overruns, reopens: health.reopens, up: !health.reconnecting)
+    }
+}
