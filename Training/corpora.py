@@ -3,11 +3,14 @@
 Every clip becomes {path, corpus, emotion (index into model.EMOTIONS), speaker, sex (0 male, 1 female)}.
 A corpus that lacks one of the eight classes simply has no clips of it (see ../shared/data/README.md).
 """
+import csv
 import pathlib
 
 from model import EMOTIONS
 
 CORPORA = ["ravdess", "tess", "savee", "urdu"]
+# Every corpus with a clips.csv manifest (../shared/data/README.md), the four above first.
+ALL = CORPORA + ["ased", "baved", "turev", "esd0020", "emospeech"]
 AUDIO = (".flac", ".ogg")  # .ogg: the Opus copies that travel to a lent GPU (Training/gpu.sh)
 TESS = {"angry": "angry", "disgust": "disgust", "fear": "fearful", "happy": "happy", "neutral": "neutral",
         "ps": "surprised", "sad": "sad"}
@@ -60,3 +63,13 @@ def clips(root, corpora=CORPORA):
             if info is not None:
                 out.append({"path": str(path), "corpus": corpus, **info})
     return out
+
+
+def manifest(root, corpus):
+    """The rows of `corpus`'s clips.csv, in order: {path, corpus, emotion (index or None), speaker,
+    sex (0 male, 1 female or None)}; the product's `evaluate` reads the same columns (Manifest.swift)."""
+    folder = pathlib.Path(root, corpus)
+    with open(folder / "clips.csv", newline="", encoding="utf-8") as f:
+        return [{"path": str(folder / r["file"]), "corpus": corpus, "speaker": r["speaker"],
+                 "emotion": EMOTIONS.index(r["emotion"]) if r["emotion"] else None,
+                 "sex": {"male": 0, "female": 1}.get(r["sex"])} for r in csv.DictReader(f)]

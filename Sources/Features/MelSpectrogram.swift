@@ -16,9 +16,7 @@ public final class MelSpectrogram {
     private let window: [Float]
     /// Each filter's first FFT bin and its non-zero weights: a sparse filterbank.
     private let filters: [(first: Int, weights: [Float])]
-    private let fftInput: UnsafeMutablePointer<Float>
-    private let fftOutput: UnsafeMutablePointer<fftwf_complex>
-    private let plan: fftwf_plan
+    private let fft: RealFFT
     private var power: [Float]
     /// Samples received but not yet consumed by a complete frame.
     private var pending: [Float] = []
@@ -30,21 +28,8 @@ public final class MelSpectrogram {
         window = (0..<n).map { Float(0.5 - 0.5 * cos(2 * Double.pi * Double($0) / Double(n))) }
         filters = melFilterbank(parameters)
         let bins = parameters.fftSize / 2 + 1
-        fftInput = UnsafeMutablePointer<Float>.allocate(capacity: parameters.fftSize)
-        fftInput.initialize(repeating: 0, count: parameters.fftSize)
-        fftOutput = UnsafeMutablePointer<fftwf_complex>.allocate(capacity: bins)
+        fft = RealFFT(size: parameters.fftSize)
         power = [Float](repeating: 0, count: bins)
-        fftwPlannerLock.lock()
-        plan = fftwf_plan_dft_r2c_1d(Int32(parameters.fftSize), fftInput, fftOutput, fftwPlanFlags)
-        fftwPlannerLock.unlock()
-    }
-
-    deinit {
-        fftwPlannerLock.lock()
-        fftwf_destroy_plan(plan)
-        fftwPlannerLock.unlock()
-        fftInput.deallocate()
-        fftOutput.deallocate()
     }
 
     /// Appends the log-mel frames that `samples` completes to `frames` (frame-major, `melBands` each).
@@ -64,15 +49,11 @@ public final class MelSpectrogram {
 
     private func appendFrame(_ samples: UnsafePointer<Float>, to frames: inout [Float]) {
         window.withUnsafeBufferPointer { w in
-            for i in 0..<parameters.windowLength { fftInput[i] = samples[i] * w[i] }
+            for i in 0..<parameters.windowLength { fft.input[i] = samples[i] * w[i] }
         }
-        fftwf_execute(plan)
+        fft.power(into: &power)
         let floor = Float(parameters.logFloor)
         power.withUnsafeMutableBufferPointer { power in
-            for k in 0..<power.count {
-                let (re, im) = fftOutput[k]
-                power[k] = re * re + im * im
-            }
             for filter in filters {
                 var sum: Float = 0
                 filter.weights.withUnsafeBufferPointer { w in
@@ -80,6 +61,42 @@ public final class MelSpectrogram {
                 }
                 frames.append(log(sum + floor))
             }
+        }
+    }
+}
+
+/// An FFTW real-to-complex plan with its buffers: write `input`, then read `power`.
+/// Threading: not thread-safe; one per owner.
+final class RealFFT {
+    let input: UnsafeMutablePointer<Float>
+    private let output: UnsafeMutablePointer<fftwf_complex>
+    private let plan: fftwf_plan
+    let bins: Int
+
+    init(size: Int) {
+        bins = size / 2 + 1
+        input = UnsafeMutablePointer<Float>.allocate(capacity: size)
+        input.initialize(repeating: 0, count: size)
+        output = UnsafeMutablePointer<fftwf_complex>.allocate(capacity: bins)
+        fftwPlannerLock.lock()
+        plan = fftwf_plan_dft_r2c_1d(Int32(size), input, output, fftwPlanFlags)
+        fftwPlannerLock.unlock()
+    }
+
+    deinit {
+        fftwPlannerLock.lock()
+        fftwf_destroy_plan(plan)
+        fftwPlannerLock.unlock()
+        input.deallocate()
+        output.deallocate()
+    }
+
+    /// Transforms `input` and writes |X[k]|² for every bin to `power` (bins values).
+    func power(into power: inout [Float]) {
+        fftwf_execute(plan)
+        for k in 0..<bins {
+            let (re, im) = output[k]
+            power[k] = re * re + im * im
         }
     }
 }

@@ -1,0 +1,230 @@
+import COpenBLAS
+import Foundation
+
+/// Whisper's audio encoder (OpenAI's architecture, as CTranslate2 stores it), converted to float32:
+/// conv1d(80 → d, k3) → GELU → conv1d(d → d, k3, stride 2) → GELU → + sinusoidal positions → pre-norm
+/// transformer blocks (fused QKV self-attention, 4d GELU feed-forward) → final layer norm.
+/// Only the first `layers` blocks are kept: a head that reads early layers never pays for the rest.
+/// Threading: immutable after init; one instance serves any number of `WhisperEncoder`s.
+/// Unchecked Sendable: every property is a `let` of value types, fixed at init.
+public final class WhisperEncoderWeights: @unchecked Sendable {
+    struct Linear {
+        let inputs: Int, outputs: Int
+        let weight: [Float]  // [outputs][inputs]
+        let bias: [Float]
+    }
+
+    struct Norm {
+        let gamma: [Float], beta: [Float]
+    }
+
+    struct Block {
+        let attentionNorm: Norm, qkv: Linear, attentionOut: Linear
+        let feedForwardNorm: Norm, up: Linear, down: Linear
+    }
+
+    public let path: String
+    public let width: Int, heads: Int
+    /// Blocks in the file, and those kept.
+    public let totalLayers: Int
+    public var layers: Int { blocks.count }
+    /// The longest input the position table allows, in output frames (1500 = 30 s).
+    public let maxFrames: Int
+    let conv1: Linear, conv2: Linear  // weights [out][in * 3], as im2col multiplies them
+    let positions: [Float]  // [maxFrames][width]
+    let blocks: [Block]
+    let finalNorm: Norm
+
+    /// Reads the encoder of `model` (a Whisper CTranslate2 model), keeping its first `layers` blocks (all when nil).
+    public init(model: CTranslate2Model, layers: Int? = nil) throws {
+        openblas_set_num_threads(1)
+        path = model.path
+        guard model.spec == "WhisperSpec", let d = model.shape("encoder/conv1/weight")?.first,
+              let heads = model.integer("encoder/num_heads"), heads > 0, d % heads == 0 else {
+            throw ModelError.mismatch(model.path, reason: "not a Whisper model (spec \(model.spec))")
+        }
+        width = d
+        self.heads = heads
+        totalLayers = (0...).first { model.shape("encoder/layer_\($0)/ffn/layer_norm/gamma") == nil }!
+        if let layers, !(1...totalLayers).contains(layers) {
+            throw ModelError.mismatch(model.path, reason: "the encoder has \(totalLayers) layers, \(layers) asked for")
+        }
+        func linear(_ name: String, _ outputs: Int, _ inputs: Int, kernel: Int = 1) throws -> Linear {
+            let shape = kernel == 1 ? [outputs, inputs] : [outputs, inputs, kernel]
+            return Linear(inputs: inputs * kernel, outputs: outputs, weight: try model.floats("\(name)/weight", shape: shape),
+                          bias: try model.floats("\(name)/bias", shape: [outputs]))
+        }
+        func norm(_ name: String) throws -> Norm {
+            Norm(gamma: try model.floats("\(name)/gamma", shape: [d]), beta: try model.floats("\(name)/beta", shape: [d]))
+        }
+        conv1 = try linear("encoder/conv1", d, 80, kernel: 3)
+        conv2 = try linear("encoder/conv2", d, d, kernel: 3)
+        guard let table = model.shape("encoder/position_encodings/encodings"), table.count == 2, table[1] == d else {
+            throw ModelError.mismatch(model.path, reason: "no position table of width \(d)")
+        }
+        maxFrames = table[0]
+        positions = try model.floats("encoder/position_encodings/encodings", shape: table)
+        blocks = try (0..<(layers ?? totalLayers)).map { i in
+            let p = "encoder/layer_\(i)"
+            return Block(attentionNorm: try norm("\(p)/self_attention/layer_norm"),
+                         qkv: try linear("\(p)/self_attention/linear_0", 3 * d, d),
+                         attentionOut: try linear("\(p)/self_attention/linear_1", d, d),
+                         feedForwardNorm: try norm("\(p)/ffn/layer_norm"),
+                         up: try linear("\(p)/ffn/linear_0", 4 * d, d), down: try linear("\(p)/ffn/linear_1", d, 4 * d))
+        }
+        finalNorm = try norm("encoder/layer_norm")
+    }
+
+    /// Multiply-adds of one input of `melFrames` frames through the kept blocks.
+    public func multiplyAdds(melFrames t: Int) -> Int {
+        let n = (t - 1) / 2 + 1, d = width
+        return 80 * 3 * d * t + 3 * d * d * n + layers * (12 * n * d * d + 2 * n * n * d)
+    }
+}
+
+/// Runs the encoder on one log-mel input at a time (WhisperLogMel's band-major layout): every
+/// product is one sgemm, activations time-major ([frame][width]).
+/// Threading: not thread-safe (it owns scratch buffers); use one per thread over shared weights.
+public final class WhisperEncoder {
+    public let weights: WhisperEncoderWeights
+    private var x: [Float] = [], y: [Float] = [], wide: [Float] = [], columns: [Float] = [], scores: [Float] = []
+
+    public init(weights: WhisperEncoderWeights) { self.weights = weights }
+
+    /// Output frames of an input of `melFrames` frames (the stride-2 convolution halves it).
+    public static func outputFrames(melFrames t: Int) -> Int { (t - 1) / 2 + 1 }
+
+    /// Calls `body` with each hidden state of `mel` ([80][frames]): the input to block 0, each kept
+    /// block's output, and, when every block is kept, the final layer norm of the last; each is
+    /// [outputFrames][width], valid only during the call.
+    public func forEachState(mel: UnsafeBufferPointer<Float>, frames t: Int, _ body: (UnsafeBufferPointer<Float>) -> Void) {
+        let w = weights, d = w.width, n = Self.outputFrames(melFrames: t)
+        precondition(mel.count == 80 * t && t >= 1 && n <= w.maxFrames, "a Whisper input is [80][1...\(2 * w.maxFrames)]")
+        // conv1 ([d][t]) then conv2 ([d][n]), each an im2col and one sgemm.
+        convolve(w.conv1, input: mel, channels: 80, length: t, stride: 1, outputLength: t, into: &y)
+        gelu(&y)
+        y.withUnsafeBufferPointer { convolve(w.conv2, input: $0, channels: d, length: t, stride: 2, outputLength: n, into: &wide) }
+        gelu(&wide)
+        resize(&x, n * d)
+        for f in 0..<n { for c in 0..<d { x[f * d + c] = wide[c * n + f] + w.positions[f * d + c] } }
+        x.withUnsafeBufferPointer(body)
+        for block in w.blocks {
+            attention(block, frames: n)
+            feedForward(block, frames: n)
+            x.withUnsafeBufferPointer(body)
+        }
+        if w.layers == w.totalLayers {
+            layerNorm(w.finalNorm, x, into: &y, frames: n)
+            y.withUnsafeBufferPointer(body)
+        }
+    }
+
+    /// Each hidden state's mean and (population) standard deviation over its frames: [state][2 * width].
+    public func pooledStates(mel: UnsafeBufferPointer<Float>, frames t: Int) -> [[Float]] {
+        var out: [[Float]] = []
+        let d = weights.width, n = Self.outputFrames(melFrames: t)
+        forEachState(mel: mel, frames: t) { state in
+            var pooled = [Float](repeating: 0, count: 2 * d)
+            for f in 0..<n { for c in 0..<d { pooled[c] += state[f * d + c] } }
+            for c in 0..<d { pooled[c] /= Float(n) }
+            for f in 0..<n { for c in 0..<d { let e = state[f * d + c] - pooled[c]; pooled[d + c] += e * e } }
+            for c in 0..<d { pooled[d + c] = (pooled[d + c] / Float(n)).squareRoot() }
+            out.append(pooled)
+        }
+        return out
+    }
+
+    private func attention(_ block: WhisperEncoderWeights.Block, frames n: Int) {
+        let d = weights.width, h = weights.heads, dh = d / h
+        layerNorm(block.attentionNorm, x, into: &y, frames: n)
+        y.withUnsafeBufferPointer { multiply($0, block.qkv, frames: n, into: &wide) }
+        resize(&scores, n * n)
+        resize(&y, n * d)
+        let scale = 1 / Float(dh).squareRoot()
+        wide.withUnsafeBufferPointer { qkv in
+            scores.withUnsafeMutableBufferPointer { s in
+                y.withUnsafeMutableBufferPointer { out in
+                    for head in 0..<h {
+                        let q = qkv.baseAddress! + head * dh, k = q + d, v = q + 2 * d
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(n), Int32(dh), scale,
+                                    q, Int32(3 * d), k, Int32(3 * d), 0, s.baseAddress, Int32(n))
+                        for r in 0..<n { softmaxRow(s.baseAddress! + r * n, count: n) }
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(dh), Int32(n), 1,
+                                    s.baseAddress, Int32(n), v, Int32(3 * d), 0, out.baseAddress! + head * dh, Int32(d))
+                    }
+                }
+            }
+        }
+        y.withUnsafeBufferPointer { multiply($0, block.attentionOut, frames: n, into: &wide) }
+        for i in 0..<(n * d) { x[i] += wide[i] }
+    }
+
+    private func feedForward(_ block: WhisperEncoderWeights.Block, frames n: Int) {
+        layerNorm(block.feedForwardNorm, x, into: &y, frames: n)
+        y.withUnsafeBufferPointer { multiply($0, block.up, frames: n, into: &wide) }
+        gelu(&wide)
+        wide.withUnsafeBufferPointer { multiply($0, block.down, frames: n, into: &y) }
+        for i in 0..<(n * weights.width) { x[i] += y[i] }
+    }
+
+    /// out[frames][outputs] = input[frames][inputs] · weightᵀ + bias.
+    private func multiply(_ input: UnsafeBufferPointer<Float>, _ layer: WhisperEncoderWeights.Linear, frames n: Int, into out: inout [Float]) {
+        resize(&out, n * layer.outputs)
+        out.withUnsafeMutableBufferPointer { o in
+            for f in 0..<n { (o.baseAddress! + f * layer.outputs).update(from: layer.bias, count: layer.outputs) }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(layer.outputs), Int32(layer.inputs), 1,
+                        input.baseAddress, Int32(layer.inputs), layer.weight, Int32(layer.inputs), 1, o.baseAddress, Int32(layer.outputs))
+        }
+    }
+
+    /// A kernel-3, padding-1 convolution of input [channels][length]: out [outputs][outputLength].
+    private func convolve(_ conv: WhisperEncoderWeights.Linear, input: UnsafeBufferPointer<Float>, channels: Int,
+                          length: Int, stride: Int, outputLength m: Int, into out: inout [Float]) {
+        resize(&columns, channels * 3 * m)
+        for c in 0..<channels {
+            for k in 0..<3 {
+                let row = (c * 3 + k) * m
+                for t in 0..<m {
+                    let s = t * stride + k - 1
+                    columns[row + t] = s >= 0 && s < length ? input[c * length + s] : 0
+                }
+            }
+        }
+        resize(&out, conv.outputs * m)
+        out.withUnsafeMutableBufferPointer { o in
+            for r in 0..<conv.outputs { (o.baseAddress! + r * m).update(repeating: conv.bias[r], count: m) }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(conv.outputs), Int32(m), Int32(channels * 3), 1,
+                        conv.weight, Int32(channels * 3), columns, Int32(m), 1, o.baseAddress, Int32(m))
+        }
+    }
+
+    private func layerNorm(_ norm: WhisperEncoderWeights.Norm, _ input: [Float], into out: inout [Float], frames n: Int) {
+        let d = weights.width
+        resize(&out, n * d)
+        for f in 0..<n {
+            var mean: Float = 0, variance: Float = 0
+            for c in 0..<d { mean += input[f * d + c] }
+            mean /= Float(d)
+            for c in 0..<d { let e = input[f * d + c] - mean; variance += e * e }
+            let scale = 1 / (variance / Float(d) + 1e-5).squareRoot()
+            for c in 0..<d { out[f * d + c] = (input[f * d + c] - mean) * scale * norm.gamma[c] + norm.beta[c] }
+        }
+    }
+
+    private func softmaxRow(_ row: UnsafeMutablePointer<Float>, count: Int) {
+        var peak = -Float.infinity
+        for i in 0..<count { peak = max(peak, row[i]) }
+        var sum: Float = 0
+        for i in 0..<count { row[i] = exp(row[i] - peak); sum += row[i] }
+        for i in 0..<count { row[i] /= sum }
+    }
+
+    /// The exact (erf) GELU, as Whisper was trained with.
+    private func gelu(_ values: inout [Float]) {
+        for i in values.indices { values[i] = 0.5 * values[i] * (1 + erf(values[i] * 0.70710678)) }
+    }
+
+    private func resize(_ buffer: inout [Float], _ count: Int) {
+        if buffer.count != count { buffer = [Float](repeating: 0, count: count) }
+    }
+}

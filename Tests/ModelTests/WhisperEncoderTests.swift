@@ -1,0 +1,59 @@
+import Foundation
+import Model
+import XCTest
+
+/// The Swift Whisper encoder must reproduce the PyTorch rebuild (Training/whisper.py), itself
+/// checked against CTranslate2, on the golden input: every layer's pooled statistics and frames.
+final class WhisperEncoderTests: XCTestCase {
+    static let encoderPath = "/usr/local/share/emotion-monitor/whisper-base.bin"
+    let golden = try! SafeTensors(contentsOf: Bundle.module.url(forResource: "Fixtures/whisper-base.golden", withExtension: "safetensors")!)
+
+    func encoder(layers: Int? = nil) throws -> WhisperEncoder {
+        guard FileManager.default.fileExists(atPath: Self.encoderPath) else {
+            throw XCTSkip("needs the Whisper base encoder at \(Self.encoderPath) (./setup.sh installs it)")
+        }
+        return WhisperEncoder(weights: try WhisperEncoderWeights(model: CTranslate2Model(path: Self.encoderPath), layers: layers))
+    }
+
+    func testEveryLayerMatchesPyTorch() throws {
+        let encoder = try encoder()
+        XCTAssertEqual([encoder.weights.width, encoder.weights.heads, encoder.weights.layers], [512, 8, 6])
+        let mel = golden.tensors["mel"]!, reference = golden.tensors["pooled"]!
+        let pooled = mel.values.withUnsafeBufferPointer { encoder.pooledStates(mel: $0, frames: mel.shape[1]) }
+        XCTAssertEqual([pooled.count, pooled[0].count], reference.shape)
+        for (layer, values) in pooled.enumerated() {
+            let expected = reference.values[(layer * 1024)..<((layer + 1) * 1024)]
+            let scale = expected.map(abs).max()!
+            let gap = zip(values, expected).map { abs($0 - $1) }.max()!
+            XCTAssertLessThan(gap / scale, 1e-4, "layer \(layer): largest difference relative to the largest value")
+        }
+        var frames: [Float] = []
+        var state = 0
+        mel.values.withUnsafeBufferPointer {
+            encoder.forEachState(mel: $0, frames: mel.shape[1]) { s in
+                if state == 6 { frames = Array(s.prefix(8 * 512)) }
+                state += 1
+            }
+        }
+        let last = golden.tensors["last_block"]!.values
+        XCTAssertLessThan(zip(frames, last).map { abs($0 - $1) }.max()! / last.map(abs).max()!, 1e-4)
+    }
+
+    /// Keeping fewer blocks computes the same early layers, and stops there.
+    func testFewerLayersGiveTheSameEarlyStates() throws {
+        let full = try encoder(), early = try encoder(layers: 3)
+        let mel = golden.tensors["mel"]!
+        let a = mel.values.withUnsafeBufferPointer { full.pooledStates(mel: $0, frames: mel.shape[1]) }
+        let b = mel.values.withUnsafeBufferPointer { early.pooledStates(mel: $0, frames: mel.shape[1]) }
+        XCTAssertEqual(b.count, 4, "the input to block 0 and three blocks, no final norm")
+        XCTAssertEqual(Array(a.prefix(4)), b)
+    }
+
+    func testAFileThatIsNotCTranslate2IsAClearError() throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("not-ct2-\(getpid()).bin")
+        try Data([6, 0, 0, 0, 200, 0, 65]).write(to: url)
+        defer { try? FileManager.default.removeItem(at: url) }
+        XCTAssertThrowsError(try CTranslate2Model(path: url.path)) { XCTAssertTrue("\($0)".contains("truncated"), "\($0)") }
+        XCTAssertThrowsError(try CTranslate2Model(path: "/nonexistent/model.bin")) { XCTAssertTrue("\($0)".contains("no such file"), "\($0)") }
+    }
+}
