@@ -74,12 +74,6 @@ public final class WhisperEncoderWeights: @unchecked Sendable {
         }
         finalNorm = try norm("encoder/layer_norm")
     }
-
-    /// Multiply-adds of one input of `melFrames` frames through the kept blocks.
-    public func multiplyAdds(melFrames t: Int) -> Int {
-        let n = (t - 1) / 2 + 1, d = width
-        return 80 * 3 * d * t + 3 * d * d * n + layers * (12 * n * d * d + 2 * n * n * d)
-    }
 }
 
 /// Runs the encoder on one log-mel input at a time (WhisperLogMel's band-major layout): every
