@@ -1,4 +1,5 @@
 import COpenBLAS
+import Features
 import Foundation
 
 /// The trained network's weights, with each batch norm folded into the convolution before it.
@@ -21,25 +22,67 @@ public final class ModelWeights: @unchecked Sendable {
     public let card: ModelCard
     /// The safetensors file the weights came from.
     public let file: String
+    /// The CNN's blocks; empty for an encoder model.
     let convs: [Conv]
+    /// The speech encoder under the heads, when the card names one.
+    public let encoder: WhisperEncoderWeights?
     let emotion: Dense
     let sex: Dense
 
-    /// Loads the card at `cardURL` and the safetensors file it names.
+    /// Loads the card at `cardURL` and the safetensors file it names (and its encoder).
     public convenience init(cardURL: URL) throws {
         let card = try ModelCard.load(from: cardURL)
         let weightsURL = cardURL.deletingLastPathComponent().appendingPathComponent(card.weights)
-        try self.init(card: card, tensors: SafeTensors(contentsOf: weightsURL), file: weightsURL.path)
+        let encoder = try card.encoder.map { spec in
+            let url = URL(fileURLWithPath: spec.file, relativeTo: cardURL.deletingLastPathComponent())
+            guard FileManager.default.fileExists(atPath: url.path) else {
+                throw ModelError.unreadable(url.path, reason: "the speech encoder is not installed (./setup.sh installs it; --model Models/emotion-cnn.json needs none)")
+            }
+            // A head on state k (k >= 1) needs blocks 1...k; the last state is the final norm after every block.
+            let model = try CTranslate2Model(path: url.path)
+            let all = try WhisperEncoderWeights(model: model, layers: 1)
+            guard spec.states <= all.totalLayers + 2 else {
+                throw ModelError.mismatch(url.path, reason: "the card reads \(spec.states) states, the encoder has \(all.totalLayers + 2)")
+            }
+            return try WhisperEncoderWeights(model: model, layers: min(spec.states - 1, all.totalLayers))
+        }
+        try self.init(card: card, tensors: SafeTensors(contentsOf: weightsURL), file: weightsURL.path, encoder: encoder)
     }
 
-    public init(card: ModelCard, tensors: SafeTensors, file: String) throws {
+    /// `encoder` must be given exactly when the card names one.
+    public init(card: ModelCard, tensors: SafeTensors, file: String, encoder: WhisperEncoderWeights? = nil) throws {
+        precondition((card.encoder == nil) == (encoder == nil), "an encoder exactly when the card names one")
         // The CLI parallelises across files and windows itself; OpenBLAS's own threads would only contend.
         openblas_set_num_threads(1)
         self.card = card
         self.file = file
+        self.encoder = encoder
+        let known: Set<String>
+        if let encoder, let spec = card.encoder {
+            convs = []
+            (emotion, sex) = try Self.foldHeads(tensors, file: file, states: spec.states, width: 2 * encoder.width,
+                                                outputs: (card.labels.count, card.sexLabels.count))
+            known = ["mix", "mean", "std", "emotion.weight", "emotion.bias", "sex.weight", "sex.bias"]
+        } else {
+            (convs, emotion, sex) = try Self.cnn(card.architecture!, tensors, file: file, card: card)
+            known = Set(convs.indices.flatMap { b in
+                ["features.\(4 * b).weight"] + ["weight", "bias", "running_mean", "running_var"].map { "features.\(4 * b + 1).\($0)" }
+            } + ["emotion.weight", "emotion.bias", "sex.weight", "sex.bias"])
+        }
+        if let extra = tensors.tensors.keys.sorted().first(where: { !known.contains($0) }) {
+            throw ModelError.mismatch(file, reason: "unexpected tensor '\(extra)': the card's architecture differs from the weights")
+        }
+        // A NaN weight makes every probability NaN: a label without probabilities.
+        if let bad = tensors.tensors.keys.sorted().first(where: { !tensors.tensors[$0]!.values.allSatisfy(\.isFinite) }) {
+            throw ModelError.corrupt(file, reason: "tensor '\(bad)' holds NaN or infinite values")
+        }
+    }
+
+    private static func cnn(_ architecture: ModelCard.Architecture, _ tensors: SafeTensors, file: String,
+                            card: ModelCard) throws -> ([Conv], Dense, Dense) {
         var convs: [Conv] = []
         var inChannels = 1
-        for (block, out) in card.architecture.channels.enumerated() {
+        for (block, out) in architecture.channels.enumerated() {
             // PyTorch's Sequential numbers each block's layers conv, bn, relu, pool: 4 per block.
             let conv = "features.\(4 * block)", bn = "features.\(4 * block + 1)"
             var weight = try tensors.tensor("\(conv).weight", shape: [out, inChannels, 3, 3], file: file)
@@ -50,7 +93,7 @@ public final class ModelWeights: @unchecked Sendable {
             var bias = [Float](repeating: 0, count: out)
             let k = inChannels * 9
             for o in 0..<out {
-                let scale = gamma[o] / (variance[o] + Float(card.architecture.batchNormEpsilon)).squareRoot()
+                let scale = gamma[o] / (variance[o] + Float(architecture.batchNormEpsilon)).squareRoot()
                 for i in 0..<k { weight[o * k + i] *= scale }
                 bias[o] = beta[o] - mean[o] * scale
             }
@@ -63,26 +106,46 @@ public final class ModelWeights: @unchecked Sendable {
                          weight: try tensors.tensor("\(name).weight", shape: [outputs, inputs], file: file),
                          bias: try tensors.tensor("\(name).bias", shape: [outputs], file: file))
         }
-        self.convs = convs
-        emotion = try dense("emotion", card.labels.count)
-        sex = try dense("sex", card.sexLabels.count, extraInputs: card.architecture.sexPitchInputs)
-        let known = Set(convs.indices.flatMap { b in
-            ["features.\(4 * b).weight"] + ["weight", "bias", "running_mean", "running_var"].map { "features.\(4 * b + 1).\($0)" }
-        } + ["emotion.weight", "emotion.bias", "sex.weight", "sex.bias"])
-        if let extra = tensors.tensors.keys.sorted().first(where: { !known.contains($0) }) {
-            throw ModelError.mismatch(file, reason: "unexpected tensor '\(extra)': the card's architecture differs from the weights")
+        return (convs, try dense("emotion", card.labels.count), try dense("sex", card.sexLabels.count, extraInputs: architecture.sexPitchInputs))
+    }
+
+    /// The encoder heads (Training/train_head.py) read z = sum over states l of mix[l] * (pooled[l] - mean[l]) / std[l];
+    /// folded here into one linear layer over every state's pooled [mean; std], so a window costs one product per head.
+    private static func foldHeads(_ tensors: SafeTensors, file: String, states: Int, width: Int,
+                                  outputs: (Int, Int)) throws -> (Dense, Dense) {
+        let mix = try tensors.tensor("mix", shape: [states], file: file)
+        let mean = try tensors.tensor("mean", shape: [states, width], file: file)
+        let std = try tensors.tensor("std", shape: [states, width], file: file)
+        guard std.allSatisfy({ $0 > 0 }) else { throw ModelError.corrupt(file, reason: "tensor 'std' must be positive") }
+        func fold(_ name: String, _ n: Int) throws -> Dense {
+            let w = try tensors.tensor("\(name).weight", shape: [n, width], file: file)
+            var bias = try tensors.tensor("\(name).bias", shape: [n], file: file)
+            var folded = [Float](repeating: 0, count: n * states * width)
+            for o in 0..<n {
+                for l in 0..<states {
+                    for c in 0..<width {
+                        let scale = w[o * width + c] * mix[l] / std[l * width + c]
+                        folded[(o * states + l) * width + c] = scale
+                        bias[o] -= scale * mean[l * width + c]
+                    }
+                }
+            }
+            return Dense(inputs: states * width, outputs: n, weight: folded, bias: bias)
         }
-        // A NaN weight makes every probability NaN: a label without probabilities.
-        if let bad = tensors.tensors.keys.sorted().first(where: { !tensors.tensors[$0]!.values.allSatisfy(\.isFinite) }) {
-            throw ModelError.corrupt(file, reason: "tensor '\(bad)' holds NaN or infinite values")
-        }
+        return (try fold("emotion", outputs.0), try fold("sex", outputs.1))
     }
 }
 
 extension ModelWeights {
-    /// Multiply-adds of one window through the convolutions (the heads add under 0.01 %): what the
-    /// CNN's GMAC/s in `bench` counts.
+    /// Multiply-adds of one window through the convolutions, or the encoder's matrix products (the
+    /// heads add under 0.01 %): what `bench`'s GMAC/s counts.
     public var multiplyAddsPerWindow: Int {
+        if let encoder {
+            let d = encoder.width, t = WhisperLogMel.frameCount(samples: card.windowSamples)
+            let n = WhisperEncoder.outputFrames(melFrames: t)
+            // Two convolutions; per block QKV, output, the 4d feed-forward and the two attention products.
+            return d * 80 * 3 * t + d * d * 3 * n + encoder.layers * (12 * n * d * d + 2 * n * n * d)
+        }
         var (height, width, total) = (card.features.melBands, card.windowFrames, 0)
         for conv in convs {
             total += conv.outChannels * conv.inChannels * 9 * height * width
@@ -117,6 +180,9 @@ public final class EmotionClassifier {
     private var activations: [Float] = []
     private var columns: [Float] = []
     private var output: [Float] = []
+    /// An encoder model's front end and encoder (with their scratch), made on first use.
+    private lazy var whisper = weights.encoder.map { (WhisperLogMel(), WhisperEncoder(weights: $0)) }
+    private var mel: [Float] = []
 
     public init(weights: ModelWeights) { self.weights = weights }
 
@@ -130,7 +196,8 @@ public final class EmotionClassifier {
         let mels = card.features.melBands, time = card.windowFrames
         precondition(frames.count >= count * mels * time, "not enough frames for \(count) windows")
         precondition(speakerMeans.isEmpty || speakerMeans.count == count, "one speaker mean per window")
-        let pitchInputs = card.architecture.sexPitchInputs
+        let pitchInputs = card.sexPitchInputs
+        precondition(weights.encoder == nil, "an encoder model reads samples")
         precondition(pitchInputs == 0 || (pitch.count == count && pitch.allSatisfy { $0.count == pitchInputs }),
                      "\(pitchInputs) pitch statistics per window")
         guard count > 0 else { return [] }
@@ -160,6 +227,22 @@ public final class EmotionClassifier {
             }
             return Prediction(emotionLogits: apply(weights.emotion, pooled),
                               sexLogits: apply(weights.sex, pitchInputs == 0 ? pooled : pooled + pitch[b]))
+        }
+    }
+
+    /// Classifies `count` windows of 16 kHz samples (`card.windowSamples` each, back to back) with an
+    /// encoder model: Whisper's log-mel, the encoder's kept blocks, each state's mean and std over
+    /// time, the folded heads.
+    public func predict(samples: UnsafeBufferPointer<Float>, count: Int) -> [Prediction] {
+        guard let (front, encoder) = whisper, let spec = card.encoder else { preconditionFailure("not an encoder model") }
+        let w = card.windowSamples
+        precondition(samples.count >= count * w, "not enough samples for \(count) windows")
+        return (0..<count).map { b in
+            front.compute(UnsafeBufferPointer(rebasing: samples[(b * w)..<((b + 1) * w)]), into: &mel)
+            let pooled = mel.withUnsafeBufferPointer {
+                Array(encoder.pooledStates(mel: $0, frames: $0.count / WhisperLogMel.melBands).prefix(spec.states).joined())
+            }
+            return Prediction(emotionLogits: apply(weights.emotion, pooled), sexLogits: apply(weights.sex, pooled))
         }
     }
 

@@ -21,6 +21,30 @@ public struct ModelCard: Codable, Sendable {
             batchNormEpsilon = try c.decode(Double.self, forKey: .batchNormEpsilon)
             sexPitchInputs = try c.decodeIfPresent(Int.self, forKey: .sexPitchInputs) ?? 0
         }
+
+        func validate(_ card: ModelCard, path: String) throws {
+            guard channels.allSatisfy({ (1...4096).contains($0) }), batchNormEpsilon.isFinite, batchNormEpsilon > 0 else {
+                throw ModelError.corrupt(path, reason: "channels must be 1...4096 and batchNormEpsilon positive")
+            }
+            guard !channels.isEmpty, channels.count < 16, card.windowFrames >= 1 << channels.count,
+                  card.features.melBands >= 1 << channels.count else {
+                throw ModelError.corrupt(path, reason: "channels, mel bands or window length are empty or too small for the network")
+            }
+            // The pitch tracker's 40 ms frames and 70-400 Hz lags are defined at 16 kHz (Training/pitch.py).
+            guard [0, 2].contains(sexPitchInputs), sexPitchInputs == 0
+                    || (card.features.windowLength <= PitchTracker.frameLength && card.features.sampleRate == 16_000) else {
+                throw ModelError.corrupt(path, reason: "sexPitchInputs must be 0 or 2, with a 16 kHz front end and a window of at most \(PitchTracker.frameLength) samples")
+            }
+        }
+    }
+
+    /// A pretrained speech encoder under linear heads, in place of the CNN.
+    public struct Encoder: Codable, Sendable {
+        /// The CTranslate2 Whisper model (setup.sh installs it from pinned wheels): absolute, or relative to the card.
+        public var file: String
+        /// The pooled hidden states the heads read, from the input to block 0 on: `blocks` + 1, or
+        /// + 2 with the final layer norm (the encoder then runs every block it has).
+        public var states: Int
     }
 
     public var name: String
@@ -33,7 +57,9 @@ public struct ModelCard: Codable, Sendable {
     public var features: FeatureParameters
     /// Length of the analysis window the CNN sees, in seconds.
     public var windowSeconds: Double
-    public var architecture: Architecture
+    /// The CNN's shape; nil for an encoder model.
+    public var architecture: Architecture?
+    public var encoder: Encoder?
     /// Present when the model was trained on speaker-normalised features (each frame minus its
     /// speaker's mean log-mel over speech frames, before the window z-norm).
     public var speakerNormalisation: SpeakerNormalisation?
@@ -47,6 +73,12 @@ public struct ModelCard: Codable, Sendable {
         /// The voice gate for speaker-mean frames, in dBFS: the one the training means were gated with.
         public var speechThresholdDbfs: Double
     }
+
+    /// Pitch statistics the sex head takes (only a CNN's does).
+    public var sexPitchInputs: Int { architecture?.sexPitchInputs ?? 0 }
+
+    /// 16 kHz samples in one analysis window.
+    public var windowSamples: Int { Int(windowSeconds * Double(features.sampleRate)) }
 
     /// Feature frames in one analysis window.
     public var windowFrames: Int { features.frameCount(samples: Int(windowSeconds * Double(features.sampleRate))) }
@@ -64,23 +96,19 @@ public struct ModelCard: Codable, Sendable {
         guard card.windowSeconds >= 0.5 && card.windowSeconds <= 30 else {
             throw ModelError.corrupt(url.path, reason: "windowSeconds must be 0.5...30, got \(card.windowSeconds)")
         }
-        guard card.architecture.channels.allSatisfy({ (1...4096).contains($0) }), card.architecture.batchNormEpsilon.isFinite,
-              card.architecture.batchNormEpsilon > 0 else {
-            throw ModelError.corrupt(url.path, reason: "channels must be 1...4096 and batchNormEpsilon positive")
-        }
         guard Set(card.labels).count == card.labels.count, Set(card.sexLabels).count == card.sexLabels.count,
               (card.labels + card.sexLabels).allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" } }) else {
             throw ModelError.corrupt(url.path, reason: "labels must be distinct words (letters, digits, - and _)")
         }
-        guard !card.labels.isEmpty, !card.sexLabels.isEmpty, !card.architecture.channels.isEmpty,
-              card.architecture.channels.count < 16, card.windowFrames >= 1 << card.architecture.channels.count,
-              card.features.melBands >= 1 << card.architecture.channels.count else {
-            throw ModelError.corrupt(url.path, reason: "labels, channels, mel bands or window length are empty or too small for the network")
-        }
-        // The pitch tracker's 40 ms frames and 70-400 Hz lags are defined at 16 kHz (Training/pitch.py).
-        guard [0, 2].contains(card.architecture.sexPitchInputs), card.architecture.sexPitchInputs == 0
-                || (card.features.windowLength <= PitchTracker.frameLength && card.features.sampleRate == 16_000) else {
-            throw ModelError.corrupt(url.path, reason: "sexPitchInputs must be 0 or 2, with a 16 kHz front end and a window of at most \(PitchTracker.frameLength) samples")
+        guard !card.labels.isEmpty, !card.sexLabels.isEmpty else { throw ModelError.corrupt(url.path, reason: "labels are empty") }
+        switch (card.architecture, card.encoder) {
+        case (let architecture?, nil): try architecture.validate(card, path: url.path)
+        case (nil, let encoder?):
+            // Whisper's front end is defined at 16 kHz; 30 s is the longest input its position table takes.
+            guard card.features.sampleRate == WhisperLogMel.sampleRate, card.windowSeconds <= 30, (2...64).contains(encoder.states) else {
+                throw ModelError.corrupt(url.path, reason: "an encoder model needs a 16 kHz front end, a window of at most 30 s and 2...64 states")
+            }
+        default: throw ModelError.corrupt(url.path, reason: "a model card names either an 'architecture' (the CNN) or an 'encoder', not both")
         }
         if let norm = card.speakerNormalisation {
             guard norm.populationMean.count == card.features.melBands, norm.populationMean.allSatisfy(\.isFinite),
