@@ -12,7 +12,7 @@ public struct WindowSettings: Codable, Equatable, Sendable {
     public init() {}
 }
 
-/// One analysis window: where it lies, whether it carries voice, and the CNN's output when it does.
+/// One analysis window: where it lies, whether it carries voice, and the model's output when it does.
 public struct WindowResult: Sendable, Equatable {
     public var start: Double
     public var end: Double
@@ -58,7 +58,7 @@ public final class ClipAnalyzer {
     public let classifier: EmotionClassifier
     public let windows: WindowSettings
     public let speech: SpeechActivity
-    /// Seconds spent in the CNN so far (the rest of `analyze` is decoding and features), and the
+    /// Seconds spent in the model so far (the rest of `analyze` is decoding and features), and the
     /// windows it classified in them: for `bench`.
     public private(set) var modelSeconds: Double = 0
     public private(set) var modelWindows = 0
@@ -76,16 +76,19 @@ public final class ClipAnalyzer {
     }
 
     var card: ModelCard { classifier.card }
-    var windowSamples: Int { Int(card.windowSeconds * Double(card.features.sampleRate)) }
+    var windowSamples: Int { card.windowSamples }
     var hopSamples: Int { Int(windows.hopSeconds * Double(card.features.sampleRate)) }
 
     /// Analyses one file. With a speaker-normalised model, `normalisation` says where the speaker
     /// mean comes from; online, the label uses the mean over the whole file's speech and each
-    /// segment the speech heard up to its end, as `listen` would.
+    /// segment the speech heard up to its end, as `listen` would. An encoder model's windows are
+    /// read in a second decoding of the file, so a long file never has all its samples held.
     public func analyze(path: String, segments: Bool = false, keepFeatures: Bool = false,
                         normalisation: Normalisation = .online) throws -> ClipResult {
-        let (stream, file) = try features(path: path)
-        var result = try analyze(stream: stream, path: path, segments: segments, keepFeatures: keepFeatures, normalisation: normalisation)
+        let rereads = card.encoder != nil
+        let (stream, file) = try features(path: path, keepsSamples: !rereads)
+        var result = try analyze(stream: stream, path: path, segments: segments, keepFeatures: keepFeatures,
+                                 normalisation: normalisation, samplesFrom: rereads ? path : nil)
         result.nonFiniteSamples = file.nonFiniteSamples
         return result
     }
@@ -103,23 +106,31 @@ public final class ClipAnalyzer {
         return mean
     }
 
-    /// Decodes a whole file, block by block, into a feature stream.
-    public func features(path: String) throws -> (FeatureStream, AudioFile) {
+    /// Decodes a whole file, block by block, into a feature stream (with the samples, for an encoder
+    /// model, unless `keepsSamples` is false).
+    public func features(path: String, keepsSamples: Bool? = nil) throws -> (FeatureStream, AudioFile) {
         let file = try AudioFile(path: path)
-        let stream = try FeatureStream(for: card, inputRate: file.sampleRate, detector: try detector.get())
-        var block: [Float] = []
-        while true {
-            block.removeAll(keepingCapacity: true)
-            guard try file.read(maxFrames: Self.blockFrames, into: &block) > 0 else { break }
-            try stream.push(block[...])
-        }
-        try stream.finish()
+        let stream = try FeatureStream(for: card, inputRate: file.sampleRate, detector: try detector.get(), keepsSamples: keepsSamples)
+        try decode(file, into: stream) {}
         return (stream, file)
     }
 
-    /// Analyses audio already in `stream` (all of it held, as `features(path:)` leaves it).
+    /// Pushes every block of `file` into `stream`, calling `block` after each, then finishes the stream.
+    private func decode(_ file: AudioFile, into stream: FeatureStream, each block: () -> Void) throws {
+        var samples: [Float] = []
+        while true {
+            samples.removeAll(keepingCapacity: true)
+            guard try file.read(maxFrames: Self.blockFrames, into: &samples) > 0 else { break }
+            try stream.push(samples[...])
+            block()
+        }
+        try stream.finish()
+    }
+
+    /// Analyses audio already in `stream` (all of it held, as `features(path:)` leaves it), or only its
+    /// features when `samplesFrom` names the file an encoder model's window samples are read again from.
     public func analyze(stream: FeatureStream, path: String, segments: Bool = false, keepFeatures: Bool = false,
-                        normalisation: Normalisation = .online) throws -> ClipResult {
+                        normalisation: Normalisation = .online, samplesFrom file: String? = nil) throws -> ClipResult {
         let n = stream.sampleCount
         let heard = stream.speechEnergies
         guard speech.hasVoice(heard), let region = speech.region(energies: heard, sampleCount: n) else {
@@ -129,14 +140,24 @@ public final class ClipAnalyzer {
         let starts = regionWindowStarts(region, sampleCount: n)
         var means = SpeakerMeans(mode: normalisation, card: card)
         means.hear(upTo: n, of: stream)
-        let predictions = classify(stream, startSamples: starts, means: means.current.map { Array(repeating: $0, count: starts.count) })
+        let grid = segments ? gridWindows(stream, normalisation: normalisation) : nil
+        let gridStarts = grid?.starts ?? []
+        let allMeans = means.current.map { Array(repeating: $0, count: starts.count) + (grid?.means ?? []) }
+        var predictions = try file.map { try classify(rereading: $0, startSamples: starts + gridStarts) }
+            ?? classify(stream, startSamples: starts + gridStarts, means: allMeans)
+        let labelPredictions = predictions.prefix(starts.count)
+        predictions.removeFirst(starts.count)
         let rate = Double(card.features.sampleRate)
         var result = ClipResult(
             path: path, duration: Double(n) / rate,
-            emotion: meanProbabilities(predictions.map(\.emotion)), sex: meanProbabilities(predictions.map(\.sex)),
+            emotion: meanProbabilities(labelPredictions.map(\.emotion)), sex: meanProbabilities(labelPredictions.map(\.sex)),
             speechRegion: Double(region.lowerBound) / rate..<Double(region.upperBound) / rate,
             segments: nil, nonFiniteSamples: 0, normalisation: means.name)
-        if segments { result.segments = gridWindows(stream, normalisation: normalisation) }
+        if var windows = grid?.windows {
+            var next = predictions.makeIterator()
+            for i in windows.indices where windows[i].voice { windows[i].prediction = next.next() }
+            result.segments = windows
+        }
         if keepFeatures { (result.frames, result.energies) = (stream.frames, stream.energies) }
         return result
     }
@@ -154,50 +175,63 @@ public final class ClipAnalyzer {
         return (0..<count).map { min(region.lowerBound + $0 * h, region.upperBound - w) }
     }
 
-    /// The windows `listen` classifies: one ending at every hop once a full window is available
-    /// (a stream shorter than a window gets one, padded).
-    func gridWindows(_ stream: FeatureStream, normalisation: Normalisation) -> [WindowResult] {
-        let w = windowSamples, h = hopSamples
+    /// The windows `listen` classifies, not yet classified: one ending at every hop once a full window
+    /// is available (a stream shorter than a window gets one, padded), and for a speaker-normalised
+    /// model the mean heard up to each voiced one's end; `starts` are the voiced ones' start samples.
+    func gridWindows(_ stream: FeatureStream, normalisation: Normalisation) -> (windows: [WindowResult], starts: [Int], means: [[Float]]) {
+        let w = windowSamples, h = hopSamples, rate = Double(card.features.sampleRate)
         let ends = stream.sampleCount < w ? [w] : Array(stride(from: w, through: stream.sampleCount, by: h))
-        let voiced = ends.map { speech.hasVoice(stream.speechEnergies(in: ($0 - w)..<$0)) }
-        var starts: [Int] = [], windowMeans: [[Float]] = []
+        var windows: [WindowResult] = [], starts: [Int] = [], windowMeans: [[Float]] = []
         var means = SpeakerMeans(mode: normalisation, card: card)
-        for (end, voice) in zip(ends, voiced) {
+        for end in ends {
+            let voice = speech.hasVoice(stream.speechEnergies(in: (end - w)..<end))
+            windows.append(WindowResult(start: Double(end - w) / rate, end: Double(end) / rate, voice: voice, prediction: nil))
             means.hear(upTo: end, of: stream)
             guard voice else { continue }
             starts.append(end - w)
             if let mean = means.current { windowMeans.append(mean) }
         }
-        var predictions = classify(stream, startSamples: starts, means: windowMeans.isEmpty ? nil : windowMeans).makeIterator()
-        let rate = Double(card.features.sampleRate)
-        return zip(ends, voiced).map { end, voice in
-            WindowResult(start: Double(end - w) / rate, end: Double(end) / rate, voice: voice,
-                         prediction: voice ? predictions.next() : nil)
-        }
+        return (windows, starts, windowMeans)
     }
 
-    /// Runs the CNN over the windows starting at the given 16 kHz samples, in batches; `means` holds
+    /// Runs the model over the windows starting at the given 16 kHz samples, in batches; `means` holds
     /// one speaker mean per window for a speaker-normalised model.
     func classify(_ stream: FeatureStream, startSamples: [Int], means: [[Float]]? = nil) -> [Prediction] {
-        let frames = card.windowFrames, hop = card.features.hopLength
-        var batch: [Float] = [], pitch: [[Float]] = []
-        var out: [Prediction] = []
-        for chunk in stride(from: 0, to: startSamples.count, by: max(1, windows.batchWindows)) {
-            let starts = startSamples[chunk..<min(chunk + max(1, windows.batchWindows), startSamples.count)]
-            batch.removeAll(keepingCapacity: true)
-            pitch.removeAll(keepingCapacity: true)
-            for s in starts {
-                let first = Int((Double(s) / Double(hop)).rounded(.down))
-                stream.appendWindow(startFrame: first, count: frames, to: &batch)
-                if card.architecture.sexPitchInputs > 0 { pitch.append(stream.pitchStatistics(startFrame: first, count: frames)) }
-            }
+        var scratch: [Float] = [], out: [Prediction] = []
+        let size = max(1, windows.batchWindows)
+        for chunk in stride(from: 0, to: startSamples.count, by: size) {
+            let batch = chunk..<min(chunk + size, startSamples.count)
             let t0 = DispatchTime.now().uptimeNanoseconds
-            let batchMeans = means.map { Array($0[starts.indices]) } ?? []
-            out += batch.withUnsafeBufferPointer { classifier.predict(frames: $0, count: starts.count, speakerMeans: batchMeans, pitch: pitch) }
+            out += classifier.predict(stream, startSamples: startSamples[batch], speakerMeans: means.map { Array($0[batch]) } ?? [],
+                                      scratch: &scratch)
             modelSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            modelWindows += starts.count
+            modelWindows += batch.count
         }
         return out
+    }
+
+    /// The same for an encoder model whose samples were not kept (an hour's take 230 MB): decodes
+    /// `path` again and classifies each batch of windows once its samples have arrived, holding only
+    /// the samples from the earliest window still to come.
+    func classify(rereading path: String, startSamples: [Int]) throws -> [Prediction] {
+        let order = startSamples.indices.sorted { startSamples[$0] < startSamples[$1] }
+        var out = [Prediction?](repeating: nil, count: startSamples.count)
+        let file = try AudioFile(path: path)
+        let stream = try FeatureStream(for: card, inputRate: file.sampleRate, detector: nil, keepsSamples: true)
+        let size = max(1, windows.batchWindows)
+        var next = 0
+        func classifyReady(final: Bool) {
+            while next < order.count {
+                let batch = order[next..<min(next + size, order.count)]
+                guard final || startSamples[batch.last!] + windowSamples <= stream.sampleCount else { break }
+                for (i, p) in zip(batch, classify(stream, startSamples: batch.map { startSamples[$0] })) { out[i] = p }
+                next = batch.endIndex
+            }
+            stream.discard(before: next < order.count ? startSamples[order[next]] : stream.sampleCount)
+        }
+        try decode(file, into: stream) { classifyReady(final: false) }
+        classifyReady(final: true)
+        return out.map { $0! }
     }
 }
 

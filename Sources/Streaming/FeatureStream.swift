@@ -2,8 +2,9 @@ import Foundation
 import Features
 import Model
 
-/// Audio at the source's rate in, 16 kHz log-mel frames and 10 ms energies out, kept until
-/// discarded: the one front end that file analysis, replay and live capture share.
+/// Audio at the source's rate in, 16 kHz log-mel frames and 10 ms energies out (and the 16 kHz
+/// samples, for an encoder model), kept until discarded: the one front end that file analysis,
+/// replay and live capture share.
 /// Threading: not thread-safe; owned by one analysis at a time.
 public final class FeatureStream {
     public let parameters: FeatureParameters
@@ -30,10 +31,16 @@ public final class FeatureStream {
     public private(set) var firstEnergy = 0
     /// 16 kHz samples received so far.
     public private(set) var sampleCount = 0
+    /// The 16 kHz samples themselves, when kept; `samples[0]` is stream sample `firstSample`.
+    public private(set) var samples: [Float] = []
+    public private(set) var firstSample = 0
+    public let keepsSamples: Bool
 
     /// `detector` is reset: it now belongs to this stream until the next one takes it.
-    public init(parameters: FeatureParameters, inputRate: Int, tracksPitch: Bool, detector: VoiceDetector?) throws {
+    public init(parameters: FeatureParameters, inputRate: Int, tracksPitch: Bool, keepsSamples: Bool = false,
+                detector: VoiceDetector?) throws {
         self.parameters = parameters
+        self.keepsSamples = keepsSamples
         resampler = try Resampler(inputRate: inputRate, outputRate: parameters.sampleRate)
         mel = MelSpectrogram(parameters: parameters)
         pitch = tracksPitch ? PitchTracker(parameters: parameters) : nil
@@ -42,13 +49,15 @@ public final class FeatureStream {
         gatesSpeech = detector != nil
     }
 
-    /// The features `card`'s model reads, with speech marked by `detector`.
-    public convenience init(for card: ModelCard, inputRate: Int, detector: VoiceDetector?) throws {
+    /// The features `card`'s model reads, with speech marked by `detector`; the samples too for an
+    /// encoder model unless `keepsSamples` says otherwise.
+    public convenience init(for card: ModelCard, inputRate: Int, detector: VoiceDetector?, keepsSamples: Bool? = nil) throws {
         // Speaker means are gated at the card's own floor: the detector must not skip what is above it.
         if let gate = card.speakerNormalisation?.speechThresholdDbfs, let floor = detector?.quietFloorDbfs, gate < floor {
             detector?.quietFloorDbfs = gate
         }
-        try self.init(parameters: card.features, inputRate: inputRate, tracksPitch: card.architecture.sexPitchInputs > 0, detector: detector)
+        try self.init(parameters: card.features, inputRate: inputRate, tracksPitch: card.sexPitchInputs > 0,
+                      keepsSamples: keepsSamples ?? (card.encoder != nil), detector: detector)
     }
 
     /// Adds samples at the input rate; only the frames they complete are computed.
@@ -69,6 +78,7 @@ public final class FeatureStream {
 
     private func ingest() {
         sampleCount += resampled.count
+        if keepsSamples { samples += resampled }
         mel.process(resampled, into: &frames)
         pitch?.process(resampled, f0: &f0, levels: &levels)
         meter.process(resampled, into: &energies)
@@ -86,6 +96,19 @@ public final class FeatureStream {
         energies.removeFirst(dropEnergies)
         firstEnergy += dropEnergies
         speech.removeFirst(min(dropEnergies, speech.count))
+        let dropSamples = min(samples.count, max(0, sample - firstSample))
+        samples.removeFirst(dropSamples)
+        firstSample += dropSamples
+    }
+
+    /// Appends the `count` samples from stream sample `start` to `window`; samples the stream does
+    /// not hold (before the start, past the end) are zeros, as the training windows were padded.
+    public func appendSamples(start: Int, count: Int, to window: inout [Float]) {
+        let offset = start - firstSample, leading = min(count, max(0, -offset))
+        let lo = min(max(offset, 0), samples.count), hi = min(max(offset + count, lo), samples.count)
+        window.append(contentsOf: repeatElement(0, count: leading))
+        window += samples[lo..<hi]
+        window.append(contentsOf: repeatElement(0, count: count - leading - (hi - lo)))
     }
 
     /// Appends the `count` frames from stream frame `start` to `window`; frames outside what the
@@ -136,6 +159,28 @@ public final class FeatureStream {
         let lo = min(max(range.lowerBound / EnergyMeter.frameLength - firstEnergy, 0), energies.count)
         let hi = min(max(range.upperBound / EnergyMeter.frameLength - firstEnergy, lo), energies.count)
         return lo..<hi
+    }
+}
+
+extension EmotionClassifier {
+    /// Classifies the windows of `stream` starting at the given 16 kHz samples, as one batch: their
+    /// samples for an encoder model; else their log-mel frames, with one speaker mean per window for
+    /// a speaker-normalised model and pitch statistics for a sex head that hears them.
+    public func predict(_ stream: FeatureStream, startSamples: some Collection<Int>, speakerMeans: [[Float]] = [],
+                        scratch: inout [Float]) -> [Prediction] {
+        scratch.removeAll(keepingCapacity: true)
+        if card.encoder != nil {
+            for s in startSamples { stream.appendSamples(start: s, count: card.windowSamples, to: &scratch) }
+            return scratch.withUnsafeBufferPointer { predict(samples: $0, count: startSamples.count) }
+        }
+        let frames = card.windowFrames, hop = card.features.hopLength
+        var pitch: [[Float]] = []
+        for s in startSamples {
+            let first = Int((Double(s) / Double(hop)).rounded(.down))
+            stream.appendWindow(startFrame: first, count: frames, to: &scratch)
+            if card.sexPitchInputs > 0 { pitch.append(stream.pitchStatistics(startFrame: first, count: frames)) }
+        }
+        return scratch.withUnsafeBufferPointer { predict(frames: $0, count: startSamples.count, speakerMeans: speakerMeans, pitch: pitch) }
     }
 }
 

@@ -12,7 +12,7 @@ public struct LiveEvent: Sendable {
     public var voice: Bool
     /// Level of the newest hop, dBFS (for the meter).
     public var levelDbfs: Double
-    /// The CNN's output for this window alone (nil when it carries no voice).
+    /// The model's output for this window alone (nil when it carries no voice).
     public var window: Prediction?
     /// Moving average of recent voiced windows and the label shown (with hysteresis).
     public var smoothed: [Float]?
@@ -36,7 +36,7 @@ public final class SlidingWindow {
     private var smoother: Smoother
     private var means: SpeakerMeans
     private var nextEnd: Int
-    private var frames: [Float] = []
+    private var scratch: [Float] = []
     private let windowSamples: Int, hopSamples: Int
     /// Time spent keeping and reading the speaker mean, so `bench --live` can show what online normalisation costs.
     public private(set) var speakerMeanSeconds = 0.0
@@ -55,7 +55,7 @@ public final class SlidingWindow {
         stream = try FeatureStream(for: card, inputRate: inputRate, detector: detector)
         smoother = Smoother(settings: smoothing)
         means = SpeakerMeans(mode: normalisation, card: card)
-        windowSamples = Int(card.windowSeconds * Double(card.features.sampleRate))
+        windowSamples = card.windowSamples
         hopSamples = Int(windows.hopSeconds * Double(card.features.sampleRate))
         nextEnd = windowSamples
     }
@@ -100,13 +100,8 @@ public final class SlidingWindow {
             smoother.silence()
             return event
         }
-        frames.removeAll(keepingCapacity: true)
-        let hop = classifier.card.features.hopLength
-        let first = (end - windowSamples) / hop
-        stream.appendWindow(startFrame: first, count: classifier.card.windowFrames, to: &frames)
-        let speakerMeans = speakerMean.map { [$0] } ?? []
-        let pitch = classifier.card.architecture.sexPitchInputs > 0 ? [stream.pitchStatistics(startFrame: first, count: classifier.card.windowFrames)] : []
-        let prediction = frames.withUnsafeBufferPointer { classifier.predict(frames: $0, count: 1, speakerMeans: speakerMeans, pitch: pitch)[0] }
+        let prediction = classifier.predict(stream, startSamples: [end - windowSamples], speakerMeans: speakerMean.map { [$0] } ?? [],
+                                            scratch: &scratch)[0]
         let (smoothed, label) = smoother.add(prediction.emotion)
         event.window = prediction
         event.smoothed = smoothed

@@ -37,6 +37,17 @@ final class SlidingWindowTests: XCTestCase {
         }
     }
 
+    /// The encoder model too, though `analyze` reads its windows' samples in a second decoding of the
+    /// file and `listen` from the samples it holds.
+    func testEncoderLiveWindowsEqualAnalyzeSegments() throws {
+        let card = Self.root.appendingPathComponent("Models/emotion-whisper.json")
+        let encoder = try ModelCard.load(from: card).encoder!.file
+        guard FileManager.default.fileExists(atPath: encoder) else {
+            throw XCTSkip("needs the Whisper base encoder at \(encoder) (./setup.sh installs it)")
+        }
+        try checkLiveEqualsSegments(try ModelWeights(cardURL: card))
+    }
+
     /// A hop longer than the window skips audio between windows; the online speaker mean must still hear it.
     func testOnlineMeanHearsTheGapsWhenTheHopExceedsTheWindow() throws {
         let long = try sox("long.wav", [Self.clip, Self.clip, Self.clip])
