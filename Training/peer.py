@@ -1,6 +1,6 @@
 """The peer that `analyze` is measured against: the shipped card's front end and weights run the way
 most speech-emotion projects run them (librosa for decoding, resampling and the log-mel, PyTorch for
-the CNN), on one core, clip for clip as `analyze` does (speech region, 3 s windows 0.5 s apart, mean
+the CNN, or Whisper's log-mel, encoder and head for an encoder card), on one core, clip for clip as `analyze` does (speech region, 3 s windows 0.5 s apart, mean
 of their softmax). In the same run it times `emotion-monitor analyze --jobs 1` on the same core, and
 checks that both give every file the same label.
 
@@ -62,9 +62,16 @@ def main():
 
     torch.set_num_threads(1)
     f = card["features"]
-    channels = tuple(card["architecture"]["channels"])
-    pitch_inputs = card["architecture"].get("sexPitchInputs", 0)
-    model = cnn.load(pathlib.Path(args.model).parent / card["weights"], channels, pitch_inputs)
+    if "encoder" in card:
+        import safetensors_io
+        import whisper
+        states = card["encoder"]["states"]
+        encoder = whisper.Encoder(whisper.read_ct2(card["encoder"]["file"]), layers=states - 1)
+        head = {k: torch.from_numpy(v) for k, v in safetensors_io.load(pathlib.Path(args.model).parent / card["weights"]).items()}
+    else:
+        channels = tuple(card["architecture"]["channels"])
+        pitch_inputs = card["architecture"].get("sexPitchInputs", 0)
+        model = cnn.load(pathlib.Path(args.model).parent / card["weights"], channels, pitch_inputs)
     if args.vad:
         import silero_vad
         vad = silero_vad.load_silero_vad()
@@ -80,6 +87,12 @@ def main():
         region = fe.speech_region(wave)
         if region is None or args.vad and not silero_vad.get_speech_timestamps(wave, vad, threshold=0.3, min_speech_duration_ms=50):
             return None
+        if "encoder" in card:  # Whisper's log-mel per window, the encoder, the head of train_head.py
+            waves = torch.from_numpy(np.stack([fe.cut(wave, s, window) for s in fe.window_starts(region, len(wave))]))
+            pooled = whisper.pooled(encoder.hidden_states(whisper.log_mel(waves)))[:, :states]
+            z = torch.einsum("nld,l->nd", (pooled - head["mean"]) / head["std"], head["mix"])
+            emotion = z @ head["emotion.weight"].T + head["emotion.bias"]
+            return card["labels"][int(emotion.softmax(-1).mean(0).argmax())]
         # The whole file's log-mel, then each window's frames from the frame its start falls in, as
         # `analyze` does (log-floor frames outside the file). librosa centres the 400-sample window in
         # each 512-sample frame; the card's frames start with it, so shift by the difference.

@@ -10,7 +10,10 @@ as `analyze` and `evaluate` take it. Full-batch AdamW, 200 steps: about 2.3 minu
 cores (34 minutes for all thirteen).
 
   python3 train_head.py                 # every split, a table and runs/head-cv.json
-  python3 train_head.py --layers 1-4    # which pooled states to weight (0 = the input to block 0)
+  python3 train_head.py --layers 0-3    # which pooled states to weight (0 = the input to block 0)
+  python3 train_head.py --layers 0-3 --export ../Models/emotion-whisper.safetensors
+                                        # no scoring: one head on all nine corpora, for the product,
+                                        # and the golden fixture that pins Swift's head to this one
 """
 import argparse
 import json
@@ -21,6 +24,8 @@ import numpy as np
 import torch
 
 import corpora
+import safetensors_io
+import whisper
 from model import EMOTIONS
 
 
@@ -125,6 +130,28 @@ def classes_of(emotion, mask):
     return [EMOTIONS[k] for k in sorted(set(emotion[mask & (emotion >= 0)].tolist()))]
 
 
+def export(model, layers, path, golden, encoder_path):
+    """Writes the head (softmaxed layer weights, per-layer standardisation, the two linear layers)
+    and a golden fixture: one window of a test clip, and the probabilities this head gives it."""
+    head, mean, std = model
+    tensors = {"mix": torch.softmax(head.mix, 0).detach().numpy(), "mean": mean, "std": std}
+    for name in ("emotion", "sex"):
+        layer = getattr(head, name)
+        tensors[f"{name}.weight"] = layer.weight.detach().numpy()
+        tensors[f"{name}.bias"] = layer.bias.detach().numpy()
+    safetensors_io.save(path, tensors, {"states": f"{layers[0]}-{layers[-1]}"})
+    import soundfile as sf
+    x, _ = sf.read("../Tests/Clips/Actor_02/03-01-03-02-01-01-02.flac", dtype="float32")
+    window = x[8000:56000]  # 0.5 s in, 3 s: the golden test cuts the same samples
+    encoder = whisper.Encoder(whisper.read_ct2(encoder_path), layers=max(layers) if max(layers) < 7 else None)
+    with torch.no_grad():
+        pooled = whisper.pooled(encoder.hidden_states(whisper.log_mel(torch.from_numpy(window[None]))))
+    pe, ps = predict(model, pooled[:, layers].numpy())
+    safetensors_io.save(golden, {"emotion": pe[0], "sex": ps[0]}, {"clip": "Tests/Clips/Actor_02/03-01-03-02-01-01-02.flac",
+                                                                    "samples": "8000-56000"})
+    print(f"wrote {path} and {golden}: emotion {pe[0].round(3).tolist()} sex {ps[0].round(3).tolist()}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--features", default="runs/features")
@@ -132,13 +159,20 @@ def main():
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--decay", type=float, default=0.05)
     ap.add_argument("--out", default="runs/head-cv.json")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--export", help="fit one head on every window and write it here (safetensors)")
+    ap.add_argument("--golden", default="../Tests/ModelTests/Fixtures/emotion-whisper.golden.safetensors")
+    ap.add_argument("--encoder", default="/usr/local/share/emotion-monitor/whisper-base.bin")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     lo, hi = map(int, args.layers.split("-"))
     layers = list(range(lo, hi + 1))
     started = time.time()
     x, corpus, clip, emotion, sex, speaker = load(args.features, layers)
     print(f"{len(x)} windows, {len(np.unique(clip))} clips, layers {layers}, loaded in {time.time() - started:.0f} s")
+    if args.export:
+        model = fit(x, corpus, emotion, sex, args.steps, args.decay)
+        return export(model, layers, args.export, args.golden, args.encoder)
     results = {}
     for held in corpora.ALL[1:]:
         test = corpus == held
@@ -150,12 +184,15 @@ def main():
     actors = np.array([int(s.split("-")[1]) if c == "ravdess" else 0 for s, c in zip(speaker, corpus)])
     folds = []
     for f in range(5):
-        test = (corpus == "ravdess") & ((actors - 1) % 5 == f)
+        test = (corpus == "ravdess") & ((actors - 1) // 4 == f)  # actors 01-04, 05-08, ...: the CNN's folds
         model = fit(x[~test], corpus[~test], emotion[~test], sex[~test], args.steps, args.decay)
         pe, ps = predict(model, x[test])
         folds.append(score(pe, ps, clip[test], emotion[test], sex[test], list(EMOTIONS)))
     results["ravdess"] = {k: float(np.mean([f[k] for f in folds])) for k in ("accuracy", "own_uar", "sex_accuracy")}
     results["ravdess"]["std"] = float(np.std([f["accuracy"] for f in folds]))
+    results["ravdess"]["per_fold"] = [f["accuracy"] for f in folds]
+    results["ravdess"]["confusion"] = np.sum([f["confusion"] for f in folds], 0).tolist()
+    results["ravdess"]["labels"] = list(EMOTIONS)
     print(f"{'held out':10} {'8-class':>8} {'own acc':>8} {'own UAR':>8} {'sex':>6}")
     for k, r in results.items():
         print(f"{k:10} {100 * r.get('accuracy', float('nan')):8.1f} {100 * r.get('own_accuracy', r.get('accuracy', float('nan'))):8.1f}"
