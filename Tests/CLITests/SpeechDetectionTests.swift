@@ -46,7 +46,7 @@ final class SpeechDetectionTests: XCTestCase {
         let files = try noises(in: dir)
         let run = try CLI.run(["listen", "--headless", "--fast", "--replay"] + files.map(\.path))
         XCTAssertEqual(run.status, 0, run.stderr)
-        XCTAssertGreaterThan(run.lines.count, 50)
+        XCTAssertGreaterThan(run.lines.count, Int(25 / CLI.hopSeconds), "one event per hop")
         for line in run.lines {
             let event = json(line)
             XCTAssertEqual(event["voice"] as? Bool, false, "\(event)")

@@ -6,9 +6,6 @@ struct Run {
     let status: Int32
     let stdout: String
     let stderr: String
-    /// Peak resident memory of the largest child this test process has run so far, in MB: an upper
-    /// bound for this child's peak.
-    let peakMegabytes: Int
 
     var lines: [String] { stdout.split(separator: "\n").map(String.init) }
 }
@@ -47,10 +44,49 @@ enum CLI {
             XCTFail("emotion-monitor \(shellCommand ?? arguments.joined(separator: " ")) hung for \(timeout) s", file: file, line: line)
         }
         process.waitUntilExit()
-        var usage = rusage()
-        getrusage(__rusage_who_t(RUSAGE_CHILDREN.rawValue), &usage)
         return Run(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                   stderr: String(decoding: errData, as: UTF8.self), peakMegabytes: Int(usage.ru_maxrss) / 1024)
+                   stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    /// Runs the program with stdout into `output` (stderr discarded) and returns its exit status and
+    /// its own peak resident memory in MB, from wait4: getrusage's RUSAGE_CHILDREN would give the
+    /// largest child this test process ever ran. A run longer than `timeout` seconds is killed.
+    static func peakMemory(_ arguments: [String], stdout output: URL, timeout: Double = 600,
+                           file: StaticString = #filePath, line: UInt = #line) throws -> (status: Int32, megabytes: Int) {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        // The shell only changes to the root (as `run` does) and execs: wait4 measures the program.
+        let shell = ["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", root.path, binary.path] + arguments
+        let argv = shell.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid = pid_t()
+        let spawned = posix_spawn(&pid, shell[0], &actions, nil, argv, environ)
+        guard spawned == 0 else { throw POSIXError(POSIXErrorCode(rawValue: spawned)!) }
+        var status: Int32 = 0, usage = rusage()
+        let deadline = Date().addingTimeInterval(timeout)
+        while wait4(pid, &status, WNOHANG, &usage) == 0 {
+            if Date() > deadline {
+                kill(pid, SIGKILL)
+                XCTFail("emotion-monitor \(arguments.joined(separator: " ")) hung for \(timeout) s", file: file, line: line)
+            }
+            usleep(50_000)
+        }
+        return ((status >> 8) & 0xff, Int(usage.ru_maxrss) / 1024)
+    }
+
+    /// config.json's settings, and its step between windows: one live event per hop.
+    static var config: [String: Any] { json(try! String(contentsOf: root.appendingPathComponent("config.json"), encoding: .utf8)) }
+    static let hopSeconds = (config["windows"] as! [String: Any])["hopSeconds"] as! Double
+    /// The default model's card.
+    static var defaultCard: [String: Any] { json(try! String(contentsOf: root.appendingPathComponent(config["model"] as! String), encoding: .utf8)) }
+
+    /// Where the windows `listen` classifies over `seconds` of audio end: 3 s windows, one per hop.
+    static func windowEnds(seconds: Double) -> [Double] {
+        Array(stride(from: 3.0, through: seconds + 1e-9, by: hopSeconds))
     }
 
     /// One of the RAVDESS clips in Tests/Clips.
