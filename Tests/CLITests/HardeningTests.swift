@@ -162,6 +162,34 @@ final class HardeningTests: XCTestCase {
         XCTAssertTrue(run.stderr.contains("NaN"), run.stderr)
     }
 
+    /// The default model needs the encoder setup.sh installs: without it, one line that says so and
+    /// names the small model that needs none; an encoder card with the CNN's parts too is refused.
+    func testAnEncoderCardWithoutItsEncoderIsAOneLineError() throws {
+        let dir = try temporaryDirectory(self)
+        let models = CLI.root.appendingPathComponent("Models")
+        var card = try JSONSerialization.jsonObject(with: Data(contentsOf: models.appendingPathComponent("emotion-whisper.json"))) as! [String: Any]
+        try FileManager.default.copyItem(at: models.appendingPathComponent("emotion-whisper.safetensors"),
+                                         to: dir.appendingPathComponent("emotion-whisper.safetensors"))
+        var encoder = card["encoder"] as! [String: Any]
+        encoder["file"] = dir.appendingPathComponent("absent.bin").path
+        card["encoder"] = encoder
+        let url = dir.appendingPathComponent("card.json")
+        try JSONSerialization.data(withJSONObject: card).write(to: url)
+        let run = try CLI.run(["analyze", angry, "--model", url.path])
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.stderr.contains("speech encoder is not installed"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("Models/emotion-cnn.json"), run.stderr)
+        XCTAssertEqual(run.stderr.split(separator: "\n").count, 1, run.stderr)
+
+        let cnn = try JSONSerialization.jsonObject(with: Data(contentsOf: models.appendingPathComponent("emotion-cnn.json"))) as! [String: Any]
+        card["architecture"] = cnn["architecture"]
+        try JSONSerialization.data(withJSONObject: card).write(to: url)
+        let both = try CLI.run(["analyze", angry, "--model", url.path])
+        XCTAssertNotEqual(both.status, 0)
+        XCTAssertTrue(both.stderr.contains("not both"), both.stderr)
+        XCTAssertEqual(both.stderr.split(separator: "\n").count, 1, both.stderr)
+    }
+
     // MARK: inputs are never outputs
 
     func testAnOutputThatIsAnInputIsRefusedAndTheInputKept() throws {
