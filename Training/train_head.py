@@ -161,6 +161,7 @@ def main():
     ap.add_argument("--out", default="runs/head-cv.json")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--export", help="fit one head on every window and write it here (safetensors)")
+    ap.add_argument("--exclude", help="with --export: leave this corpus out (a held-out head for `emotion-monitor evaluate`)")
     ap.add_argument("--golden", default="../Tests/ModelTests/Fixtures/emotion-whisper.golden.safetensors")
     ap.add_argument("--encoder", default="/usr/local/share/emotion-monitor/whisper-base.bin")
     args = ap.parse_args()
@@ -171,7 +172,8 @@ def main():
     x, corpus, clip, emotion, sex, speaker = load(args.features, layers)
     print(f"{len(x)} windows, {len(np.unique(clip))} clips, layers {layers}, loaded in {time.time() - started:.0f} s")
     if args.export:
-        model = fit(x, corpus, emotion, sex, args.steps, args.decay)
+        keep = corpus != args.exclude
+        model = fit(x[keep], corpus[keep], emotion[keep], sex[keep], args.steps, args.decay)
         return export(model, layers, args.export, args.golden, args.encoder)
     results = {}
     for held in corpora.ALL[1:]:
