@@ -43,7 +43,7 @@ let package = Package(
         .target(name: "Streaming", dependencies: ["Features", "Model", "RingBuffer"]),
         .target(name: "Output", dependencies: ["Streaming", "Features", "Model"]),
         .target(name: "Web", dependencies: [
-            "Streaming", "Output", "Model", "CMosquitto",
+            "Streaming", "Output", "Model",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -51,8 +51,10 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Publishes events to an MQTT broker; beside Web, both only consuming events.
+        .target(name: "Broker", dependencies: ["Streaming", "Output", "CMosquitto"]),
         .executableTarget(name: "CLI", dependencies: [
-            "Streaming", "Output", "Capture", "Features", "Model", "CFMAPeak", "Web",
+            "Streaming", "Output", "Capture", "Features", "Model", "CFMAPeak", "Web", "Broker",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

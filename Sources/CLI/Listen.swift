@@ -1,4 +1,5 @@
 import ArgumentParser
+import Broker
 import Capture
 import Dispatch
 import Foundation
@@ -139,3 +140,6 @@ struct Devices: ParsableCommand {
 }
 
 extension EventFormat: ExpressibleByArgument {}
+
+/// The broker counts what it drops in the web side's metrics; the two modules do not know each other.
+extension WebMetrics: BrokerMetrics {}

@@ -73,6 +73,6 @@ public final class WebMetrics: Sendable {
     func sseClients(_ count: Int) { clients.record(count) }
     func sseEventDropped() { clientDrops.increment() }
     func upload(analysed ok: Bool) { (ok ? analysed : refused).increment() }
-    func brokerEventDropped() { brokerDrops.increment() }
-    func broker(connected: Bool) { brokerUp.record(connected ? 1 : 0) }
+    public func brokerEventDropped() { brokerDrops.increment() }
+    public func broker(connected: Bool) { brokerUp.record(connected ? 1 : 0) }
 }

@@ -4,19 +4,32 @@ import Output
 import Streaming
 import Synchronization
 
+/// What the publisher reports to a metrics system; `WebMetrics` implements it (the conformance is in
+/// the CLI), so the broker needs no web server. Threading: called from any thread.
+public protocol BrokerMetrics: Sendable {
+    func brokerEventDropped()
+    func broker(connected: Bool)
+}
+
+/// A broker URL that cannot be used, or a client libmosquitto cannot make.
+public struct BrokerError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
 /// Publishes each live event (the event log's JSON) to an MQTT broker through libmosquitto, with
 /// QoS 1, on `emotion-monitor/HOST/events`. While the broker is away, events wait in a bounded queue
 /// (the oldest dropped and counted); libmosquitto's own thread reconnects with backoff.
 /// Threading: `publish` from the analyzer queue, never blocking on the network; libmosquitto's
 /// callbacks run on its thread; the queue and connection state sit behind one mutex.
 public final class BrokerPublisher: Sendable {
-    /// Events kept while the broker is away (8 minutes at a 0.5 s hop).
+    /// Events kept while the broker is away (17 minutes at the default 1 s hop).
     public static let queueLength = 1000
     public let topic: String
     public let address: String
     private let client: Client
     private let state = Mutex(State())
-    private let metrics: WebMetrics?
+    private let metrics: (any BrokerMetrics)?
 
     private struct State {
         var connected = false
@@ -30,9 +43,9 @@ public final class BrokerPublisher: Sendable {
     }
 
     /// `url`: mqtt://[user:password@]host[:port]; metrics count what is dropped.
-    public init(url: String, metrics: WebMetrics?) throws {
+    public init(url: String, metrics: (any BrokerMetrics)?) throws {
         guard let parts = URLComponents(string: url), parts.scheme == "mqtt", let host = parts.host, !host.isEmpty else {
-            throw WebError("--mqtt \(url): give mqtt://HOST[:PORT]")
+            throw BrokerError("--mqtt \(url): give mqtt://HOST[:PORT]")
         }
         let port = parts.port ?? 1883
         self.metrics = metrics
@@ -41,7 +54,7 @@ public final class BrokerPublisher: Sendable {
         address = "\(host):\(port)"
         mosquitto_lib_init()
         guard let handle = mosquitto_new("emotion-monitor-\(name)-\(getpid())", true, nil) else {
-            throw WebError("--mqtt: cannot create an MQTT client")
+            throw BrokerError("--mqtt: cannot create an MQTT client")
         }
         client = Client(handle)
         if let user = parts.user { mosquitto_username_pw_set(handle, user, parts.password) }
@@ -59,7 +72,8 @@ public final class BrokerPublisher: Sendable {
         // Asynchronous: an absent broker is a warning and a queue, not a failure to start.
         let code = mosquitto_connect_async(handle, host, Int32(port), 30)
         if code != Int32(MOSQ_ERR_SUCCESS.rawValue) && code != Int32(MOSQ_ERR_ERRNO.rawValue) {
-            throw WebError("--mqtt \(url): \(String(cString: mosquitto_strerror(code)))")
+            mosquitto_destroy(handle)
+            throw BrokerError("--mqtt \(url): \(String(cString: mosquitto_strerror(code)))")
         }
         mosquitto_loop_start(handle)
     }
