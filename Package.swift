@@ -51,10 +51,12 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Labelled clips (corpus names, clips.csv manifests) and the figures evaluate reports.
+        .target(name: "Evaluation", dependencies: ["Output"]),
         // Publishes events to an MQTT broker; beside Web, both only consuming events.
         .target(name: "Broker", dependencies: ["Streaming", "Output", "CMosquitto"]),
         .executableTarget(name: "CLI", dependencies: [
-            "Streaming", "Output", "Capture", "Features", "Model", "CFMAPeak", "Web", "Broker",
+            "Streaming", "Output", "Capture", "Features", "Model", "CFMAPeak", "Web", "Broker", "Evaluation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -68,6 +70,7 @@ let package = Package(
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "RingBuffer"]),
         .testTarget(name: "StreamingTests", dependencies: ["Streaming"]),
         .testTarget(name: "CLITests", dependencies: ["CLI"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"]),
         .testTarget(name: "WebTests", dependencies: ["Web", "Model", "Streaming", .product(name: "Logging", package: "swift-log")]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Evaluation
 import Features
 import Foundation
 import Model
@@ -110,43 +111,6 @@ struct Evaluate: ParsableCommand {
 }
 
 extension Corpus: ExpressibleByArgument {}
-
-/// One corpus's figures: over the eight emotions, and over the classes the corpus has.
-struct CorpusReport {
-    let corpus: String
-    /// Indices into `Corpus.emotions`: "accuracy over its own classes" and its UAR choose among these.
-    let classes: [Int]
-    var eight = Evaluation(labels: Corpus.emotions)
-    var own: Evaluation
-
-    init(corpus: String, classes: [Int]) {
-        (self.corpus, self.classes) = (corpus, classes)
-        own = Evaluation(labels: classes.map { Corpus.emotions[$0] })
-    }
-
-    /// `emotion` and `sex` nil: no answer for the clip (no speech heard), wrong for emotion and, when
-    /// the model has a sex head (`sexed`), for sex.
-    mutating func add(_ clip: LabelledClip, emotion: [Float]?, sex: [Float]?, sexed: Bool) {
-        // Sex is scored where the clip's is known and the model has a sex head.
-        let sexCorrect = sexed ? clip.sex.map { truth in sex.map { s in s.indices.max { s[$0] < s[$1] }! == truth } ?? false } : nil
-        eight.add(truth: clip.emotion, predicted: emotion.map { e in e.indices.max { e[$0] < e[$1] }! }, sexCorrect: sexCorrect)
-        let best = classes.isEmpty ? nil : emotion.map { e in classes.indices.max { e[classes[$0]] < e[classes[$1]] }! }
-        own.add(truth: clip.emotion.flatMap { classes.firstIndex(of: $0) }, predicted: best, sexCorrect: sexCorrect)
-    }
-
-    var text: String {
-        var lines = ["\(corpus.uppercased()), eight emotions: " + eight.text]
-        if own.labels.count < eight.labels.count {
-            lines.append("\nover its own \(own.labels.count) classes: " + own.text)
-        }
-        return lines.joined(separator: "\n")
-    }
-
-    var json: JSON {
-        guard case .object(let fields) = eight.json else { return eight.json }
-        return .object([("corpus", .string(corpus))] + fields + [("own_classes", own.json)])
-    }
-}
 
 extension Evaluate {
     /// Each clip's normalisation; for `neutral`, a profile per actor from that actor's neutral clips.

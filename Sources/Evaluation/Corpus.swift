@@ -1,16 +1,22 @@
 import Foundation
 
+/// A one-line error about a folder or manifest of labelled clips.
+public struct EvaluationError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
 /// The emotional-speech corpora `evaluate` reads, and what their file names say (mirrored by
 /// Training/corpora.py, so the Swift program scores the same clips with the same labels).
-enum Corpus: String, CaseIterable, Comparable {
+public enum Corpus: String, CaseIterable, Comparable, Sendable {
     case ravdess, tess, savee, urdu
 
     /// The product's eight emotions, in the model card's order.
-    static let emotions = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
+    public static let emotions = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
 
     /// Indices (into `emotions`) of the classes this corpus has: "accuracy over its own classes" and
     /// its UAR choose among these only.
-    var classes: [Int] {
+    public var classes: [Int] {
         switch self {
         case .ravdess: return Array(0..<8)
         case .tess, .savee: return [0, 2, 3, 4, 5, 6, 7]
@@ -18,7 +24,7 @@ enum Corpus: String, CaseIterable, Comparable {
         }
     }
 
-    static func < (a: Corpus, b: Corpus) -> Bool { allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)! }
+    public static func < (a: Corpus, b: Corpus) -> Bool { allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)! }
 
     private static let tessNames = ["angry": 4, "disgust": 6, "fear": 5, "happy": 2, "neutral": 0, "ps": 7, "sad": 3]
     private static let saveeNames = ["a": 4, "d": 6, "f": 5, "h": 2, "n": 0, "sa": 3, "su": 7]
@@ -27,7 +33,7 @@ enum Corpus: String, CaseIterable, Comparable {
     /// RAVDESS's MM-VV-EE-II-SS-RR-AA, only with values RAVDESS uses: modality 01-03 (03 audio-only),
     /// vocal channel 01 (speech: 02, song, is another task), emotion 01-08, intensity 01-02 (neutral
     /// only 01), statement and repetition 01-02, actor 01-24.
-    static func ravdessFields(_ stem: String) -> (emotion: Int, actor: Int)? {
+    public static func ravdessFields(_ stem: String) -> (emotion: Int, actor: Int)? {
         let f = stem.split(separator: "-", omittingEmptySubsequences: false)
         guard f.count == 7, f.allSatisfy({ $0.count == 2 && $0.allSatisfy { ("0"..."9").contains($0) } }) else { return nil }
         let v = f.map { Int($0)! }
@@ -37,7 +43,7 @@ enum Corpus: String, CaseIterable, Comparable {
     }
 
     /// (emotion, speaker, sex: 0 male, 1 female) from a file name of this corpus, or nil.
-    func parse(_ url: URL) -> (emotion: Int, speaker: String, sex: Int)? {
+    public func parse(_ url: URL) -> (emotion: Int, speaker: String, sex: Int)? {
         let stem = url.deletingPathExtension().lastPathComponent
         switch self {
         case .ravdess:
@@ -61,27 +67,27 @@ enum Corpus: String, CaseIterable, Comparable {
 }
 
 /// A clip with what its manifest row or its name says: emotion, speaker and speaker sex.
-struct LabelledClip {
-    let path: String
+public struct LabelledClip: Sendable {
+    public let path: String
     /// The corpus: its folder's name for a manifest's clips, else the naming the file follows.
-    let corpus: String
+    public let corpus: String
     /// Index into `Corpus.emotions`; nil where the corpus's label has none among the eight (the clip
     /// then counts for speaker sex only).
-    let emotion: Int?
-    let speaker: String
+    public let emotion: Int?
+    public let speaker: String
     /// 0 male, 1 female (the model card's sexLabels order); nil when not known.
-    let sex: Int?
+    public let sex: Int?
     /// RAVDESS actor number (for --actors), nil elsewhere.
-    let actor: Int?
+    public let actor: Int?
 
-    init(path: String, corpus: String, emotion: Int?, speaker: String, sex: Int?) {
+    public init(path: String, corpus: String, emotion: Int?, speaker: String, sex: Int?) {
         (self.path, self.corpus, self.emotion, self.speaker, self.sex) = (path, corpus, emotion, speaker, sex)
         let stem = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
         actor = corpus == Corpus.ravdess.rawValue ? Corpus.ravdessFields(stem)?.actor : nil
     }
 
     /// The clip as `corpus` names it, or as the first corpus whose naming it follows.
-    init?(path: String, corpus: Corpus?) {
+    public init?(path: String, corpus: Corpus?) {
         let url = URL(fileURLWithPath: path)
         guard isAudioFile(path) else { return nil }
         for candidate in corpus.map({ [$0] }) ?? Corpus.allCases {
@@ -97,10 +103,10 @@ struct LabelledClip {
 /// Every labelled clip under `directory`, in path order, and what could not be read there. A folder
 /// with a manifest (`clips.csv`) is read from it; audio files outside such folders by their names.
 /// With `corpus`, every file is read by that corpus's naming and manifests are not looked at.
-func labelledClips(in directory: String, corpus: Corpus?) throws -> (clips: [LabelledClip], unreadable: [String]) {
+public func labelledClips(in directory: String, corpus: Corpus?) throws -> (clips: [LabelledClip], unreadable: [String]) {
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
-        throw Failure("\(directory): not a directory")
+        throw EvaluationError("\(directory): not a directory")
     }
     let found = audioFiles(in: directory, manifests: corpus == nil)
     let folders = found.manifests.map { ($0 as NSString).deletingLastPathComponent + "/" }

@@ -1,10 +1,11 @@
 import Foundation
+import Output
 
 /// Accuracy figures for labelled clips: accuracy, unweighted average recall (the mean of per-class
 /// recalls, fair to rare classes), per-class recall, the confusion matrix and speaker-sex accuracy.
 /// A clip the program gave no answer for (no speech heard) counts as wrong, emotion and sex alike:
 /// a user would have seen nothing. Threading: a value type, freely shared.
-public struct Evaluation: Sendable {
+public struct Scores: Sendable {
     public let labels: [String]
     /// confusion[truth][predicted]
     public private(set) var confusion: [[Int]]

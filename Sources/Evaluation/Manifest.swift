@@ -4,21 +4,21 @@ import Foundation
 /// `speaker`, `sex` (male, female or unknown), `emotion` (one of the eight, or empty where the
 /// corpus's own label has none) and any others (`label`, `note`), which are not read. The corpus is
 /// the folder's name. Threading: stateless.
-enum Manifest {
-    static let fileName = "clips.csv"
+public enum Manifest {
+    public static let fileName = "clips.csv"
 
     /// The clips `path` lists, or a one-line error naming the line that is wrong.
-    static func read(_ path: String) throws -> [LabelledClip] {
-        guard let data = FileManager.default.contents(atPath: path) else { throw Failure("\(path): cannot read it") }
+    public static func read(_ path: String) throws -> [LabelledClip] {
+        guard let data = FileManager.default.contents(atPath: path) else { throw EvaluationError("\(path): cannot read it") }
         let text = String(decoding: data, as: UTF8.self)
         let rows = csvRows(text.hasPrefix("\u{FEFF}") ? String(text.dropFirst()) : text)
         guard let header = rows.first?.fields.map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) else {
-            throw Failure("\(path): empty manifest")
+            throw EvaluationError("\(path): empty manifest")
         }
         var column: [String: Int] = [:]
         for name in ["file", "speaker", "sex", "emotion"] {
             guard let i = header.firstIndex(of: name) else {
-                throw Failure("\(path): no '\(name)' column (a manifest has file, speaker, sex, emotion)")
+                throw EvaluationError("\(path): no '\(name)' column (a manifest has file, speaker, sex, emotion)")
             }
             column[name] = i
         }
@@ -28,22 +28,22 @@ enum Manifest {
             if row.fields.allSatisfy(\.isEmpty) { return nil }
             func field(_ name: String) throws -> String {
                 let i = column[name]!
-                guard i < row.fields.count else { throw Failure("\(path) line \(row.line): \(row.fields.count) fields, no '\(name)'") }
+                guard i < row.fields.count else { throw EvaluationError("\(path) line \(row.line): \(row.fields.count) fields, no '\(name)'") }
                 return row.fields[i].trimmingCharacters(in: .whitespaces)
             }
             let file = try field("file"), speaker = try field("speaker")
-            guard !file.isEmpty else { throw Failure("\(path) line \(row.line): empty 'file'") }
+            guard !file.isEmpty else { throw EvaluationError("\(path) line \(row.line): empty 'file'") }
             let emotionName = try field("emotion").lowercased()
             let emotion = Corpus.emotions.firstIndex(of: emotionName)
             guard emotion != nil || emotionName.isEmpty else {
-                throw Failure("\(path) line \(row.line): emotion '\(emotionName)' is not one of \(Corpus.emotions.joined(separator: ", ")) (or empty)")
+                throw EvaluationError("\(path) line \(row.line): emotion '\(emotionName)' is not one of \(Corpus.emotions.joined(separator: ", ")) (or empty)")
             }
             let sex: Int?
             switch try field("sex").lowercased() {
             case "male": sex = 0
             case "female": sex = 1
             case "", "unknown": sex = nil
-            case let other: throw Failure("\(path) line \(row.line): sex '\(other)' is not male, female or unknown")
+            case let other: throw EvaluationError("\(path) line \(row.line): sex '\(other)' is not male, female or unknown")
             }
             let clip = file.hasPrefix("/") ? file : (folder as NSString).appendingPathComponent(file)
             return LabelledClip(path: clip, corpus: corpus, emotion: emotion, speaker: speaker.isEmpty ? file : speaker, sex: sex)
@@ -52,7 +52,7 @@ enum Manifest {
 
     /// RFC 4180 rows: fields separated by commas, quoted ones may hold commas, quotes ("") and line
     /// breaks; each row with the line it starts on.
-    static func csvRows(_ text: String) -> [(line: Int, fields: [String])] {
+    public static func csvRows(_ text: String) -> [(line: Int, fields: [String])] {
         var rows: [(line: Int, fields: [String])] = []
         var fields: [String] = [], field = "", quoted = false, line = 1, start = 1
         var characters = text.makeIterator()
