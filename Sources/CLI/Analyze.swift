@@ -38,7 +38,7 @@ struct Analyze: ParsableCommand {
         let progress = ProgressBar(total: files.count)
         var failures = 0
         var outputError: Error?, plotError: Error?
-        forEachAnalyzed(files, weights: weights, config: config, threads: parallel.jobs, work: { analyzer, path in
+        forEachAnalyzed(files, weights: weights, windows: config.windows, speech: config.speech, threads: parallel.jobs, work: { analyzer, path in
             Result { try analyzer.analyze(path: path, segments: segments || plot != nil, keepFeatures: plot != nil,
                                           normalisation: normalisation) }
         }, deliver: { index, result in

@@ -65,7 +65,7 @@ struct Bench: ParsableCommand {
         let model = analyzer.modelSeconds - warmModel
         let threads = ProcessInfo.processInfo.activeProcessorCount
         let parallel = measure {
-            forEachAnalyzed(files, weights: weights, config: config, threads: threads,
+            forEachAnalyzed(files, weights: weights, windows: config.windows, speech: config.speech, threads: threads,
                             work: { a, f in _ = try? a.analyze(path: f) }, deliver: { _, _ in })
         }
         print("files           \(files.count) (\(String(format: "%.1f", audio)) s of audio\(silent > 0 ? ", \(silent) without speech" : "")) from \(folder)")

@@ -76,7 +76,7 @@ struct Evaluate: ParsableCommand {
         var failures = 0
         let progress = ProgressBar(total: clips.count)
         let sexed = weights.card.sexLabels.count == 2
-        forEachAnalyzed(clips.map(\.path), weights: weights, config: config, threads: parallel.jobs, work: { analyzer, path in
+        forEachAnalyzed(clips.map(\.path), weights: weights, windows: config.windows, speech: config.speech, threads: parallel.jobs, work: { analyzer, path in
             Result { try analyzer.analyze(path: path, normalisation: normalisations(path)) }
         }, deliver: { index, result in
             progress.advance()

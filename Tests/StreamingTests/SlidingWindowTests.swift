@@ -48,6 +48,22 @@ final class SlidingWindowTests: XCTestCase {
         try checkLiveEqualsSegments(try ModelWeights(cardURL: card))
     }
 
+    /// The pool delivers in input order, each result what one analyzer alone gives.
+    func testTheAnalyzerPoolDeliversInInputOrder() throws {
+        let folder = Self.root.appendingPathComponent("Tests/Clips").path
+        let clips = FileManager.default.subpaths(atPath: folder)!.filter { $0.hasSuffix(".flac") }.sorted().map { folder + "/" + $0 }
+        XCTAssertGreaterThan(clips.count, 3)
+        let files = clips + clips.reversed() + ["/nonexistent.wav"]
+        nonisolated(unsafe) var delivered: [(Int, [Float]?)] = []
+        forEachAnalyzed(files, weights: Self.weights, windows: WindowSettings(), speech: SpeechActivity(), threads: 2,
+                        work: { analyzer, path in try? analyzer.analyze(path: path).emotion }, deliver: { delivered.append(($0, $1)) })
+        XCTAssertEqual(delivered.map(\.0), Array(files.indices))
+        for (i, emotion) in delivered {
+            XCTAssertEqual(emotion, try? analyzer().analyze(path: files[i]).emotion, files[i])
+        }
+        XCTAssertNil(delivered.last!.1, "a file that fails is delivered in its place")
+    }
+
     /// A hop longer than the window skips audio between windows; the online speaker mean must still hear it.
     func testOnlineMeanHearsTheGapsWhenTheHopExceedsTheWindow() throws {
         let long = try sox("long.wav", [Self.clip, Self.clip, Self.clip])

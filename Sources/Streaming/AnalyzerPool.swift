@@ -1,20 +1,19 @@
-import ArgumentParser
 import Dispatch
+import Features
 import Foundation
 import Model
-import Streaming
 
 /// Runs `work` over `items` on all cores, one ClipAnalyzer per worker over shared weights, and
 /// hands each result to `deliver` in input order as soon as its predecessors are done.
 /// Threading: call from one thread; `work` runs concurrently (each call with its worker's own
 /// analyzer), `deliver` runs serialised under the pool's lock, on worker threads.
-func forEachAnalyzed<T>(_ items: [String], weights: ModelWeights, config: Configuration, threads: Int,
-                        work: @escaping (ClipAnalyzer, String) -> T, deliver: @escaping (Int, T) -> Void) {
+public func forEachAnalyzed<T>(_ items: [String], weights: ModelWeights, windows: WindowSettings, speech: SpeechActivity,
+                               threads: Int, work: @escaping (ClipAnalyzer, String) -> T, deliver: @escaping (Int, T) -> Void) {
     let state = PoolState<T>()
     // Unchecked: `work` only reads what its callers captured, and `deliver` runs under `state.lock`.
     nonisolated(unsafe) let work = work, deliver = deliver
     DispatchQueue.concurrentPerform(iterations: max(1, min(threads, items.count))) { _ in
-        let analyzer = ClipAnalyzer(classifier: EmotionClassifier(weights: weights), windows: config.windows, speech: config.speech)
+        let analyzer = ClipAnalyzer(classifier: EmotionClassifier(weights: weights), windows: windows, speech: speech)
         while let index = state.claim(), index < items.count {
             let result = work(analyzer, items[index])
             state.lock.withLock {
@@ -41,15 +40,5 @@ private final class PoolState<T>: @unchecked Sendable {
             defer { claimed += 1 }
             return claimed
         }
-    }
-}
-
-/// How many files to analyse at once, for the commands that take many.
-struct ParallelOptions: ParsableArguments {
-    @Option(help: "Files analysed in parallel (default: all cores).")
-    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
-
-    func validate() throws {
-        if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
     }
 }
