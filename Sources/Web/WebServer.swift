@@ -139,25 +139,18 @@ public final class WebServer: Sendable {
     }
 
     private func router() -> Router<BasicRequestContext> {
-        let router = Router()
+        // HEAD on every GET route, answered as GET without the body (health checkers send HEAD).
+        let router = Router(options: .autoGenerateHeadEndpoints)
         if let token = settings.token { router.add(middleware: BearerToken(token: token)) }
         router.add(middleware: MethodCheck(routes: ["/": [.get], "/healthz": [.get], "/events": [.get], "/metrics": [.get],
                                                     "/analyze": [.get, .post]]))
-        /// A GET route, and HEAD on it answered as GET without the body (health checkers send HEAD).
-        func get(_ path: RouterPath, _ handler: @escaping @Sendable (Request, BasicRequestContext) async throws -> Response) {
-            router.get(path, use: handler)
-            router.head(path) { request, context in
-                let response = try await handler(request, context)
-                return Response(status: response.status, headers: response.headers)
-            }
-        }
-        get("healthz") { [self] _, _ -> Response in
+        router.get("healthz") { [self] _, _ -> Response in
             healthy.withLock { $0 } ? text(.ok, "ok\n") : text(.serviceUnavailable, "capture device lost; reopening\n")
         }
-        get("/") { [monitor, settings] _, _ -> Response in
+        router.get("/") { [monitor, settings] _, _ -> Response in
             html(StatusPage.live(labels: monitor.card.labels, tokenRequired: settings.token != nil))
         }
-        get("events") { [hub] _, _ -> Response in
+        router.get("events") { [hub] _, _ -> Response in
             let (_, events) = hub.subscribe()
             var headers = HTTPFields()
             headers[.contentType] = "text/event-stream"
@@ -169,12 +162,12 @@ public final class WebServer: Sendable {
                 try await writer.finish(nil)
             })
         }
-        get("metrics") { [metrics] _, _ -> Response in
+        router.get("metrics") { [metrics] _, _ -> Response in
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.text)))
         }
-        get("analyze") { [settings] _, _ -> Response in html(StatusPage.upload(limitBytes: settings.uploadLimitBytes)) }
+        router.get("analyze") { [settings] _, _ -> Response in html(StatusPage.upload(limitBytes: settings.uploadLimitBytes)) }
         router.post("analyze") { [self] request, _ -> Response in
             var headers = HTTPFields()
             headers[.contentType] = "application/json"
