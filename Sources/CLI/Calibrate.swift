@@ -33,11 +33,7 @@ struct Calibrate: ParsableCommand {
     @Option(help: "Where to write the profile (replaced only by a complete new one).")
     var profile: String
 
-    @Option(help: "ALSA capture device (default: config listen.device).")
-    var device: String?
-
-    @Option(parsing: .upToNextOption, help: "Use the speech in these recordings instead of a microphone.")
-    var replay: [String] = []
+    @OptionGroup var source: SourceOptions
 
     @Option(help: "Seconds of speech to collect from the microphone.")
     var seconds: Double = 10
@@ -51,29 +47,28 @@ struct Calibrate: ParsableCommand {
     static let minimumSpeech = 3.0
 
     func validate() throws {
-        if !replay.isEmpty && device != nil { throw ValidationError("use either --device or --replay") }
         if !(seconds >= Self.minimumSpeech && seconds <= 600) { throw ValidationError("--seconds must be \(Int(Self.minimumSpeech))...600") }
         if !(timeout > 0 && timeout <= 86_400) { throw ValidationError("--timeout must be a number of seconds in (0, 86400]") }
     }
 
     func run() throws {
-        let (config, weights) = try common.loadAnalysis(reading: replay, writing: [("--profile", profile)], forProfile: true)
+        let (config, weights) = try common.loadAnalysis(reading: source.replay, writing: [("--profile", profile)], forProfile: true)
         guard weights.card.speakerNormalisation != nil else {
             throw Failure("the model \(weights.card.name) is not speaker-normalised: a profile cannot help it (calibrate with --model Models/emotion-cnn-sn.json)")
         }
         let analyzer = ClipAnalyzer(classifier: EmotionClassifier(weights: weights), windows: config.windows, speech: config.speech)
         var mean = SpeakerMean(bands: weights.card.features.melBands)
-        let source = replay.isEmpty ? "device \(device ?? config.listen.device)" : replay.joined(separator: ", ")
+        let origin = source.replay.isEmpty ? "device \(source.device ?? config.listen.device)" : source.replay.joined(separator: ", ")
         // Each recording is decoded once: for the mean now, for the speaker sex below.
         var streams: [(stream: FeatureStream, name: String)] = []
-        if replay.isEmpty {
-            streams = [(try listen(card: weights.card, config: config, into: &mean), source)]
+        if source.replay.isEmpty {
+            streams = [(try listen(card: weights.card, config: config, into: &mean), origin)]
         } else {
-            do { streams = try replay.map { (try analyzer.features(path: $0).0, $0) } } catch { throw Failure("\(error)") }
+            do { streams = try source.replay.map { (try analyzer.features(path: $0).0, $0) } } catch { throw Failure("\(error)") }
             for s in streams { mean.add(analyzer.speakerMean(of: s.stream)) }
         }
         let speech = Double(mean.frames) * weights.card.features.frameSeconds
-        guard speech >= Self.minimumSpeech, var result = SpeakerProfile(speech: mean, features: weights.card.features, source: source) else {
+        guard speech >= Self.minimumSpeech, var result = SpeakerProfile(speech: mean, features: weights.card.features, source: origin) else {
             throw Failure(String(format: "heard only %.1f s of speech; calibration needs at least %.0f s (check the microphone and speak closer)",
                                  speech, Self.minimumSpeech))
         }
@@ -95,7 +90,7 @@ struct Calibrate: ParsableCommand {
 
     /// Captures from the microphone until `seconds` of speech, showing a level meter and progress.
     private func listen(card: ModelCard, config: Configuration, into mean: inout SpeakerMean) throws -> FeatureStream {
-        let name = device ?? config.listen.device
+        let name = source.device ?? config.listen.device
         let capture: CaptureDevice
         do { capture = try CaptureDevice(name: name, preferredSampleRate: config.listen.sampleRate) } catch { throw Failure("\(error)") }
         let ring = SampleRing(capacity: Int(config.listen.ringSeconds * Double(capture.format.sampleRate)))

@@ -19,11 +19,7 @@ struct Listen: ParsableCommand {
         the log, and a lost capture device is reopened with backoff.
         """)
 
-    @Option(help: "ALSA capture device (default: config listen.device). See 'emotion-monitor devices'.")
-    var device: String?
-
-    @Option(parsing: .upToNextOption, help: "Stream these recordings (back to back) through the live pipeline instead of a microphone.")
-    var replay: [String] = []
+    @OptionGroup var source: SourceOptions
 
     @Flag(help: "With --replay: as fast as the analyzer goes instead of real time.")
     var fast = false
@@ -62,15 +58,14 @@ struct Listen: ParsableCommand {
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
-        if fast && replay.isEmpty { throw ValidationError("--fast needs --replay") }
+        if fast && source.replay.isEmpty { throw ValidationError("--fast needs --replay") }
         if serve == nil && token != nil { throw ValidationError("--token needs --serve") }
         if !(1...4096).contains(uploadLimit) { throw ValidationError("--upload-limit must be 1...4096 MB") }
         if let duration, !(duration > 0 && duration <= 1e8) { throw ValidationError("--duration must be a number of seconds in (0, 100000000]") }
-        if !replay.isEmpty && device != nil { throw ValidationError("use either --device or --replay") }
     }
 
     func run() throws {
-        var (config, weights) = try common.loadAnalysis(reading: replay + [speaker.profile].compactMap { $0 }, writing: [("--log", log)],
+        var (config, weights) = try common.loadAnalysis(reading: source.replay + [speaker.profile].compactMap { $0 }, writing: [("--log", log)],
                                                         forProfile: speaker.profile != nil)
         if let smoothing { config.smoothing.windows = smoothing }
         if let hysteresis { config.smoothing.hysteresis = hysteresis }
@@ -111,8 +106,8 @@ struct Listen: ParsableCommand {
         if headless ? log == nil : !interactive { sinks.append(StandardOutputSink(besideALog: log != nil)) }
         sinks += [logSink as LiveEventSink?, web, broker].compactMap { $0 }
         let session = try LiveSession(config: config, weights: weights, normalisation: normalisation,
-                                      device: device ?? config.listen.device,
-                                      replay: replay, fast: fast, duration: duration, headless: headless,
+                                      device: source.device ?? config.listen.device,
+                                      replay: source.replay, fast: fast, duration: duration, headless: headless,
                                       sinks: sinks, log: logSink, logger: logger)
         if let web {
             let address: String

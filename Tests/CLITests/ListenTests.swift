@@ -22,6 +22,15 @@ final class ListenTests: XCTestCase {
         }
     }
 
+    /// `listen` and `calibrate` share their source options: a device or recordings, not both.
+    func testADeviceAndRecordingsTogetherAreRefusedByBothListeningCommands() throws {
+        for command in [["listen"], ["calibrate", "--profile", "/nonexistent/p.json"]] {
+            let run = try CLI.run(command + ["--device", "testcap", "--replay", angry])
+            XCTAssertNotEqual(run.status, 0)
+            XCTAssertTrue(run.stderr.contains("use either --device or --replay"), run.stderr)
+        }
+    }
+
     func testHeadlessWithALogWritesOnlyToTheLogInCSV() throws {
         let log = try temporaryDirectory(self).appendingPathComponent("events.csv")
         let run = try CLI.run(["listen", "--replay", angry, "--fast", "--headless", "--log", log.path, "--log-format", "csv"])
