@@ -73,6 +73,8 @@ struct Listen: ParsableCommand {
         let logger = Logger.emotionMonitor(level: headless ? .info : .warning)
 
         let normalisation = try speaker.normalisation(for: weights.card)
+        // Collected in every mode; --serve exposes them.
+        let metrics = WebMetrics(labels: weights.card.labels)
         var web: WebServer?
         if let serve {
             let settings: WebServer.Settings
@@ -82,11 +84,11 @@ struct Listen: ParsableCommand {
                 // A fresh analyzer per upload, on the server's upload queue: the live analyzer never waits for it.
                 try ClipAnalyzer(classifier: EmotionClassifier(weights: model), windows: analysis.windows, speech: analysis.speech)
                     .analyze(path: path, segments: true, keepFeatures: true, normalisation: normalisation)
-            }), logger: logger)
+            }), metrics: metrics, logger: logger)
         }
         var broker: BrokerPublisher?
         if let mqtt {
-            do { broker = try BrokerPublisher(url: mqtt, metrics: web?.metrics) } catch { throw Failure("\(error)") }
+            do { broker = try BrokerPublisher(url: mqtt, metrics: metrics) } catch { throw Failure("\(error)") }
             logger.notice("publishing events to mqtt://\(broker!.address) on \(broker!.topic)")
         }
         defer {
@@ -104,7 +106,7 @@ struct Listen: ParsableCommand {
         var sinks: [LiveEventSink] = []
         if interactive { sinks.append(StatusLine(labels: weights.card.labels, colour: StatusLine.colourAllowed())) }
         if headless ? log == nil : !interactive { sinks.append(StandardOutputSink(besideALog: log != nil)) }
-        sinks += [logSink as LiveEventSink?, web, broker].compactMap { $0 }
+        sinks += [logSink as LiveEventSink?, metrics, web, broker].compactMap { $0 }
         let session = try LiveSession(config: config, weights: weights, normalisation: normalisation,
                                       device: source.device ?? config.listen.device,
                                       replay: source.replay, fast: fast, duration: duration, headless: headless,

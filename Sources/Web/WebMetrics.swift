@@ -1,13 +1,17 @@
 import CoreMetrics
 import Foundation
 import Metrics
+import Output
 import Prometheus
+import Streaming
 import Synchronization
 
 /// The monitor's metrics, through swift-metrics into a Prometheus registry that `GET /metrics` emits.
 /// Threading: every method from any thread (the metric handlers are thread-safe).
 public final class WebMetrics: Sendable {
     private let registry: PrometheusCollectorRegistry
+    /// The model's emotion labels, in its output order.
+    private let labels: [String]
     private let events: [String: Metrics.Counter]
     private let voicedSeconds: FloatingPointCounter
     private let dropped, overruns, reopens: Metrics.Counter
@@ -27,6 +31,7 @@ public final class WebMetrics: Sendable {
         // One hop's analysis takes milliseconds; a label follows its audio by tens of them.
         factory.defaultDurationHistogramBuckets = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2].map { .milliseconds(Int64($0 * 1000)) }
         self.registry = registry
+        self.labels = labels
         events = Dictionary(uniqueKeysWithValues: (labels + ["silence"]).map {
             ($0, Metrics.Counter(label: "emotion_monitor_events_total", dimensions: [("label", $0)], factory: factory))
         })
@@ -75,4 +80,17 @@ public final class WebMetrics: Sendable {
     func upload(analysed ok: Bool) { (ok ? analysed : refused).increment() }
     public func brokerEventDropped() { brokerDrops.increment() }
     public func broker(connected: Bool) { brokerUp.record(connected ? 1 : 0) }
+}
+
+/// The metrics as a live sink: collected in every listen mode (the broker counts its drops here too);
+/// `--serve` exposes them at `/metrics`.
+extension WebMetrics: LiveEventSink {
+    public func receive(_ event: LiveEvent, _ context: LiveEventContext) {
+        self.event(label: event.label.map { labels[$0] }, voicedSeconds: event.voice ? context.hopSeconds : 0,
+                   analysis: event.analysisSeconds, latency: context.latency)
+    }
+
+    public func receive(health: SourceHealth, dropped: Int) {
+        capture(dropped: dropped, overruns: health.overruns, reopens: health.reopens, up: !health.reconnecting)
+    }
 }

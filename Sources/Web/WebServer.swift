@@ -65,11 +65,12 @@ public final class WebServer: Sendable {
     private let healthy = Mutex(true)
     private let stopped = DispatchSemaphore(value: 0)
 
-    public init(settings: Settings, monitor: Monitor, logger: Logger) {
+    /// `metrics`: what `/metrics` exposes, collected by the live pipeline whether or not it serves.
+    public init(settings: Settings, monitor: Monitor, metrics: WebMetrics, logger: Logger) {
         self.settings = settings
         self.monitor = monitor
         self.logger = logger
-        metrics = WebMetrics(labels: monitor.card.labels)
+        self.metrics = metrics
         hub = EventHub(metrics: metrics)
     }
 
@@ -319,17 +320,14 @@ public struct WebError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// The web side as a live sink: each event to the event stream and the metrics, the capture's
-/// health to `/healthz` and the metrics. Neither waits on a client (the hub's queues are bounded).
+/// The web side as a live sink: each event to the event stream, the capture's health to `/healthz`
+/// (the metrics are a sink of their own). Neither waits on a client (the hub's queues are bounded).
 extension WebServer: LiveEventSink {
     public func receive(_ event: LiveEvent, _ context: LiveEventContext) {
         hub.publish(context.jsonLine)
-        metrics.event(label: event.label.map { monitor.card.labels[$0] }, voicedSeconds: event.voice ? context.hopSeconds : 0,
-                      analysis: event.analysisSeconds, latency: context.latency)
     }
 
     public func receive(health: SourceHealth, dropped: Int) {
         capture(running: !health.reconnecting)
-        metrics.capture(dropped: dropped, overruns: health.overruns, reopens: health.reopens, up: !health.reconnecting)
     }
 }

@@ -38,7 +38,7 @@ final class WebServerTests: XCTestCase {
 
     func testHealthzFollowsTheCaptureAndTheServerStops() throws {
         let server = WebServer(settings: try .init(address: "127.0.0.1:0", token: nil, uploadLimitBytes: 1_000_000),
-                               monitor: .init(card: try card(), analyze: { _ in throw WebError("not here") }), logger: Logger(label: "test"))
+                               monitor: .init(card: try card(), analyze: { _ in throw WebError("not here") }), metrics: WebMetrics(labels: try card().labels), logger: Logger(label: "test"))
         let url = "http://" + (try server.start()) + "/"
         XCTAssertEqual(try get(url + "healthz"), 200)
         server.capture(running: false)  // device lost
@@ -62,7 +62,7 @@ final class WebServerTests: XCTestCase {
 
     func testHeadWrongMethodsAndTheTokenSchemeAnswerAsHTTPSays() throws {
         let server = WebServer(settings: try .init(address: "127.0.0.1:0", token: "T0k", uploadLimitBytes: 1_000_000),
-                               monitor: .init(card: try card(), analyze: { _ in throw WebError("not here") }), logger: Logger(label: "test"))
+                               monitor: .init(card: try card(), analyze: { _ in throw WebError("not here") }), metrics: WebMetrics(labels: try card().labels), logger: Logger(label: "test"))
         let url = "http://" + (try server.start()) + "/"
         defer { server.stop() }
         XCTAssertEqual(try Self.request(url + "healthz", method: "HEAD").status, 200, "health checkers send HEAD")
@@ -82,7 +82,7 @@ final class WebServerTests: XCTestCase {
                                    started.signal()
                                    release.wait()  // an analysis that takes its time
                                    throw WebError("not audio")
-                               }), logger: Logger(label: "test"))
+                               }), metrics: WebMetrics(labels: try card().labels), logger: Logger(label: "test"))
         let url = "http://" + (try server.start()) + "/analyze"
         defer { server.stop() }
         let held = DispatchGroup()
