@@ -40,11 +40,12 @@ public final class ModelWeights: @unchecked Sendable {
             }
             // A head on state k (k >= 1) needs blocks 1...k; the last state is the final norm after every block.
             let model = try CTranslate2Model(path: url.path)
-            let all = try WhisperEncoderWeights(model: model, layers: 1)
-            guard spec.states <= all.totalLayers + 2 else {
-                throw ModelError.mismatch(url.path, reason: "the card reads \(spec.states) states, the encoder has \(all.totalLayers + 2)")
+            let total = WhisperEncoderWeights.layerCount(in: model)
+            let encoder = try WhisperEncoderWeights(model: model, layers: max(1, min(spec.states - 1, total)))
+            guard spec.states <= total + 2 else {
+                throw ModelError.mismatch(url.path, reason: "the card reads \(spec.states) states, the encoder has \(total + 2)")
             }
-            return try WhisperEncoderWeights(model: model, layers: min(spec.states - 1, all.totalLayers))
+            return encoder
         }
         try self.init(card: card, tensors: SafeTensors(contentsOf: weightsURL), file: weightsURL.path, encoder: encoder)
     }
@@ -144,7 +145,7 @@ extension ModelWeights {
             let d = encoder.width, t = WhisperLogMel.frameCount(samples: card.windowSamples)
             let n = WhisperEncoder.outputFrames(melFrames: t)
             // Two convolutions; per block QKV, output, the 4d feed-forward and the two attention products.
-            return d * 80 * 3 * t + d * d * 3 * n + encoder.layers * (12 * n * d * d + 2 * n * n * d)
+            return d * WhisperLogMel.melBands * 3 * t + d * d * 3 * n + encoder.layers * (12 * n * d * d + 2 * n * n * d)
         }
         var (height, width, total) = (card.features.melBands, card.windowFrames, 0)
         for conv in convs {

@@ -81,7 +81,7 @@ public struct ModelCard: Codable, Sendable {
     public var windowSamples: Int { Int(windowSeconds * Double(features.sampleRate)) }
 
     /// Feature frames in one analysis window.
-    public var windowFrames: Int { features.frameCount(samples: Int(windowSeconds * Double(features.sampleRate))) }
+    public var windowFrames: Int { features.frameCount(samples: windowSamples) }
 
     public static func load(from url: URL) throws -> ModelCard {
         let data: Data

@@ -35,6 +35,11 @@ public final class WhisperEncoderWeights: @unchecked Sendable {
     let blocks: [Block]
     let finalNorm: Norm
 
+    /// The blocks `model` holds (0 for a model without encoder blocks).
+    public static func layerCount(in model: CTranslate2Model) -> Int {
+        (0...).first { model.shape("encoder/layer_\($0)/ffn/layer_norm/gamma") == nil }!
+    }
+
     /// Reads the encoder of `model` (a Whisper CTranslate2 model), keeping its first `layers` blocks (all when nil).
     public init(model: CTranslate2Model, layers: Int? = nil) throws {
         openblas_set_num_threads(1)
@@ -45,8 +50,8 @@ public final class WhisperEncoderWeights: @unchecked Sendable {
         }
         width = d
         self.heads = heads
-        totalLayers = (0...).first { model.shape("encoder/layer_\($0)/ffn/layer_norm/gamma") == nil }!
-        if let layers, !(1...totalLayers).contains(layers) {
+        totalLayers = Self.layerCount(in: model)
+        if let layers, !(layers >= 1 && layers <= totalLayers) {
             throw ModelError.mismatch(model.path, reason: "the encoder has \(totalLayers) layers, \(layers) asked for")
         }
         func linear(_ name: String, _ outputs: Int, _ inputs: Int, kernel: Int = 1) throws -> Linear {
@@ -247,7 +252,8 @@ public final class WhisperEncoder {
 }
 
 /// exp for x <= 0 to about 1 ulp (Cephes' expf: x = n ln 2 + r, a degree-5 polynomial in r, n into
-/// the exponent bits), without a libm call so the softmax loop vectorises; below -87 it is 0.
+/// the exponent bits), without a libm call so the softmax loop vectorises; below -87 it is e^-87
+/// (1.6e-38, just above the smallest normal float), never a denormal.
 @inline(__always) func fastExp(_ x: Float) -> Float {
     let x = max(x, -87)
     let n = (x * 1.44269504).rounded(.toNearestOrEven)
