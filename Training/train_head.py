@@ -6,14 +6,17 @@ The head: a softmax-weighted sum of the per-layer pooled statistics (each layer 
 training windows), then linear emotion (8) and sex (2) layers. Every (corpus, class) cell weighs the
 same in the emotion loss and every (corpus, sex) cell in the sex loss, so neither EmoSpeech's 6,624
 clips nor TESS's one voice pair drowns the rest. A clip's label is the mean of its windows' probabilities,
-as `analyze` and `evaluate` take it. Full-batch AdamW, 200 steps: about 2.3 minutes a split on two CPU
-cores (34 minutes for all thirteen).
+as `analyze` and `evaluate` take it. Full-batch AdamW, 200 steps: the thirteen splits (eight corpora left
+out, five RAVDESS folds) take 34 minutes on two CPU cores, 50 on one (`--threads 1`).
 
   python3 train_head.py                 # every split, a table and runs/head-cv.json
   python3 train_head.py --layers 0-3    # which pooled states to weight (0 = the input to block 0)
-  python3 train_head.py --layers 0-3 --export ../Models/emotion-whisper.safetensors
-                                        # no scoring: one head on all nine corpora, for the product,
-                                        # and the golden fixture that pins Swift's head to this one
+  python3 train_head.py --export ../Models/emotion-whisper.safetensors
+                                        # no scoring: one head on all nine corpora (states 0-7, as
+                                        # shipped), for the product, and the golden fixture that pins
+                                        # Swift's head to this one
+  python3 train_head.py --exclude savee --export runs/loco-savee.safetensors --golden runs/g.safetensors
+                                        # a held-out head, for `emotion-monitor evaluate`
 """
 import argparse
 import json
