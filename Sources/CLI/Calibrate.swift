@@ -4,7 +4,7 @@ import Features
 import Foundation
 import Model
 import Output
-import RingBuffer
+import Dispatch
 import Streaming
 
 /// `--profile PATH` for the commands that analyse one speaker's voice.
@@ -62,7 +62,9 @@ struct Calibrate: ParsableCommand {
         // Each recording is decoded once: for the mean now, for the speaker sex below.
         var streams: [(stream: FeatureStream, name: String)] = []
         if source.replay.isEmpty {
-            streams = [(try listen(card: weights.card, config: config, into: &mean), origin)]
+            let heard: SpeakerMeanCollector
+            do { heard = try listen(card: weights.card, config: config) } catch let error as CaptureError { throw Failure("\(error)") }
+            (streams, mean) = ([(heard.stream, origin)], heard.mean)
         } else {
             do { streams = try source.replay.map { (try analyzer.features(path: $0).0, $0) } } catch { throw Failure("\(error)") }
             for s in streams { mean.add(analyzer.speakerMean(of: s.stream)) }
@@ -88,47 +90,36 @@ struct Calibrate: ParsableCommand {
     static let passage = "When the sunlight strikes raindrops in the air, they act as a prism and form a rainbow. "
         + "The rainbow is a division of white light into many beautiful colours."
 
-    /// Captures from the microphone until `seconds` of speech, showing a level meter and progress.
-    private func listen(card: ModelCard, config: Configuration, into mean: inout SpeakerMean) throws -> FeatureStream {
-        let name = source.device ?? config.listen.device
-        let capture: CaptureDevice
-        do { capture = try CaptureDevice(name: name, preferredSampleRate: config.listen.sampleRate) } catch { throw Failure("\(error)") }
-        let ring = SampleRing(capacity: Int(config.listen.ringSeconds * Double(capture.format.sampleRate)))
-        let thread = CaptureThread(device: capture, ring: ring)
-        let stream = try FeatureStream(for: card, inputRate: capture.format.sampleRate, detector: try config.speech.makeDetector())
-        let gate = card.speakerNormalisation?.speechGate ?? config.speech
-        let frameSeconds = card.features.frameSeconds
+    /// Listens to the microphone through the live pipeline until `seconds` of speech or the timeout,
+    /// showing a level meter and progress.
+    private func listen(card: ModelCard, config: Configuration) throws -> SpeakerMeanCollector {
+        let (source, ring) = try openSource(device: source.device ?? config.listen.device, replay: [], reopen: false, settings: config.listen)
+        let collector = try SpeakerMeanCollector(card: card, inputRate: source.sampleRate, speech: config.speech, seconds: seconds)
+        let done = DispatchSemaphore(value: 0)
+        var failure: String?
+        var stopping = false
+        var monitor: LiveMonitor<SpeakerMeanCollector>?
         let colour = StatusLine.colourAllowed()
-        print("Read this aloud in your normal voice, and keep talking until the count reaches \(Int(seconds)) s:\n\n  \(Self.passage)\n")
-        thread.start()
-        defer {
-            thread.stop()
-            thread.waitUntilStopped()
-            print("\r\u{1B}[K", terminator: "")
-        }
-        var buffer = [Float](repeating: 0, count: ring.capacity)
-        var heardFrames = 0
-        let started = Date()
-        // Audio is taken in 20 ms steps so the count stops at --seconds even when a device delivers in bursts.
-        let step = capture.format.sampleRate / 50
-        var enough: Bool { Double(mean.frames) * frameSeconds >= seconds }
-        while !enough && Date().timeIntervalSince(started) < timeout {
-            usleep(50_000)
-            if let failure = thread.failure { throw Failure(failure.description) }
-            let n = buffer.withUnsafeMutableBufferPointer { ring.read(into: $0) }
-            for start in stride(from: 0, to: n, by: step) where !enough {
-                try stream.push(buffer[start..<min(n, start + step)])
-                let upTo = card.features.frameCount(samples: stream.sampleCount)
-                stream.accumulateSpeech(frames: heardFrames..<upTo, into: &mean, gate: gate)
-                heardFrames = upTo
-            }
-            let recent = stream.energies.suffix(10)
-            let dbfs = recent.isEmpty ? -120 : max(-120, 10 * log10(Double(recent.reduce(0, +)) / Double(recent.count) + 1e-12))
-            let line = levelMeter(dbfs: dbfs, colour: colour).text
-                + String(format: "   speech %.1f of %.0f s", Double(mean.frames) * frameSeconds, seconds)
-            print("\r" + line + "\u{1B}[K", terminator: "")
+        let target = seconds
+        monitor = LiveMonitor(source: source, ring: ring, window: collector, queue: DispatchQueue(label: "emotion-monitor.calibration"),
+                              onEvent: { progress in
+            print("\r" + levelMeter(dbfs: progress.levelDbfs, colour: colour).text
+                  + String(format: "   speech %.1f of %.0f s", progress.speechSeconds, target) + "\u{1B}[K", terminator: "")
             fflush(nil)
+            if progress.complete && !stopping {
+                stopping = true
+                monitor?.stop()
+            }
+        }, onEnd: { failure = $0; done.signal() })
+        print("Read this aloud in your normal voice, and keep talking until the count reaches \(Int(seconds)) s:\n\n  \(Self.passage)\n")
+        monitor?.start()
+        if done.wait(timeout: .now() + timeout) == .timedOut {
+            monitor?.stop()
+            done.wait()
         }
-        return stream
+        monitor = nil
+        print("\r\u{1B}[K", terminator: "")
+        if let failure { throw Failure(failure) }
+        return collector
     }
 }

@@ -110,7 +110,7 @@ struct Listen: ParsableCommand {
         let session = try LiveSession(config: config, weights: weights, normalisation: normalisation,
                                       device: source.device ?? config.listen.device,
                                       replay: source.replay, fast: fast, duration: duration, headless: headless,
-                                      sinks: sinks, log: logSink, logger: logger)
+                                      sinks: sinks, logger: logger)
         if let web {
             let address: String
             do { address = try web.start() } catch { throw Failure("\(error)") }

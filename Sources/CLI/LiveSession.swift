@@ -12,11 +12,9 @@ import Streaming
 /// Threading: built and run on the main thread; everything after `run()` starts happens on `queue`.
 final class LiveSession {
     private let queue = DispatchQueue(label: "emotion-monitor.analyzer", qos: .userInteractive)
-    private let monitor: LiveMonitor
+    private let monitor: LiveMonitor<SlidingWindow>
     /// Where events go (status line, stdout, log, web side, broker), in that order.
     private var sinks: [LiveEventSink]
-    /// The log among them, reopened on SIGHUP when headless.
-    private let log: LogSink?
     /// The JSON line every sink that sends one shares.
     private let record: EventRecord
     private let headless: Bool
@@ -33,25 +31,15 @@ final class LiveSession {
     private var startedAt = Date()
 
     init(config: Configuration, weights: ModelWeights, normalisation: Normalisation, device: String, replay: [String], fast: Bool, duration: Double?,
-         headless: Bool, sinks: [LiveEventSink], log: LogSink?, logger: Logger) throws {
+         headless: Bool, sinks: [LiveEventSink], logger: Logger) throws {
         self.logger = logger
         self.sinks = sinks
-        self.log = log
         self.headless = headless
         record = EventRecord(labels: weights.card.labels, sexLabels: weights.card.sexLabels, format: .jsonl)
         hopSeconds = config.windows.hopSeconds
         realTime = !fast
-        let source: AudioSource
-        let ring: SampleRing
-        if !replay.isEmpty {
-            let replaySource = try ReplaySource(paths: replay, ringSeconds: config.listen.ringSeconds, realTime: !fast)
-            (source, ring) = (replaySource, replaySource.ring)
-        } else {
-            let capture = try CaptureDevice(name: device, preferredSampleRate: config.listen.sampleRate)
-            ring = SampleRing(capacity: Int(config.listen.ringSeconds * Double(capture.format.sampleRate)))
-            source = CaptureThread(device: capture, ring: ring, reopen: headless)
-            logger.info("capturing", metadata: ["device": "\(device)", "format": "\(capture.format)"])
-        }
+        let (source, ring) = try openSource(device: device, replay: replay, fast: fast, reopen: headless, settings: config.listen)
+        if replay.isEmpty { logger.info("capturing", metadata: ["device": "\(device)", "rate": "\(source.sampleRate)"]) }
         let window = try SlidingWindow(classifier: EmotionClassifier(weights: weights), windows: config.windows,
                                        speech: config.speech, smoothing: config.smoothing, normalisation: normalisation,
                                        inputRate: source.sampleRate)
@@ -70,7 +58,7 @@ final class LiveSession {
         signal(SIGPIPE, SIG_IGN)
         signal(SIGXFSZ, SIG_IGN)
         // Headless, SIGHUP is logrotate's "reopen the log"; on a terminal it means the terminal has gone.
-        let hangUp: () -> Void = headless ? reopenLog : stop
+        let hangUp: () -> Void = headless ? reopenFiles : stop
         for (number, action) in [(SIGINT, stop), (SIGTERM, stop), (SIGHUP, hangUp)] as [(Int32, () -> Void)] {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
@@ -96,13 +84,13 @@ final class LiveSession {
         monitor.stop()
     }
 
-    private func reopenLog() {
-        guard let log = log?.log else { return }
-        do {
-            try log.reopen()
-            logger.info("log reopened", metadata: ["path": "\(log.path)"])
-        } catch {
-            logger.error("\(error)")
+    private func reopenFiles() {
+        for sink in sinks {
+            do {
+                if let path = try sink.reopen() { logger.info("log reopened", metadata: ["path": "\(path)"]) }
+            } catch {
+                logger.error("\(error)")
+            }
         }
     }
 

@@ -10,12 +10,16 @@ public protocol LiveEventSink: AnyObject {
     func receive(_ event: LiveEvent, _ context: LiveEventContext) throws
     /// The capture's health, about once a second.
     func receive(health: SourceHealth, dropped: Int)
+    /// Files the sink writes are to be reopened (SIGHUP in kiosk mode: logrotate has moved them).
+    /// Returns what was reopened, for the diagnostics, or nil when the sink writes no file.
+    func reopen() throws -> String?
     /// The run has ended.
     func finish()
 }
 
 extension LiveEventSink {
     public func receive(health: SourceHealth, dropped: Int) {}
+    public func reopen() throws -> String? { nil }
     public func finish() {}
 }
 
@@ -87,5 +91,10 @@ public final class LogSink: LiveEventSink {
         do { try log.write(record.line(event, at: context.time, dropped: context.dropped, overruns: context.overruns)) } catch {
             throw SinkFailure("\(error); events are being lost, stopping", stopsTheRun: true)
         }
+    }
+
+    public func reopen() throws -> String? {
+        try log.reopen()
+        return log.path
     }
 }

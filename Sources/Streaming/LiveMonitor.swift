@@ -2,18 +2,37 @@ import Dispatch
 import Foundation
 import RingBuffer
 
+/// What the live pipeline feeds its samples to: the sliding window of `listen`, or calibration's
+/// speaker-mean collector. Threading: owned by the monitor's queue.
+public protocol LiveAnalysis: AnyObject {
+    associatedtype Event: TimedEvent
+    /// Samples at the source's rate; the events they complete.
+    func push(_ samples: ArraySlice<Float>) throws -> [Event]
+    /// The source has ended: the events the last samples complete.
+    func finish() throws -> [Event]
+}
+
+/// An event that carries how long its analysis took (set by `LiveMonitor`).
+public protocol TimedEvent {
+    var analysisSeconds: Double { get set }
+}
+
+extension SlidingWindow: LiveAnalysis {}
+extension LiveEvent: TimedEvent {}
+
 /// The live pipeline's consumer half: a timer on a serial Dispatch queue drains the ring, feeds the
-/// sliding window and hands each event on; the source (capture thread or replay) fills the ring on
-/// its own thread and never waits for this side.
+/// analysis and hands each event on; the source (capture thread or replay) fills the ring on its
+/// own thread and never waits for this side.
 /// Threading: `start` and `stop` from any thread; `onEvent` and `onEnd` run on `queue`.
-/// Unchecked Sendable: mutable state (timer, buffer, counters, window) is touched on `queue` only.
-public final class LiveMonitor: @unchecked Sendable {
+/// Unchecked Sendable: mutable state (timer, buffer, counters, analysis) is touched on `queue` only.
+public final class LiveMonitor<Analysis: LiveAnalysis>: @unchecked Sendable {
+    public typealias Event = Analysis.Event
     public let source: AudioSource
     public let ring: SampleRing
-    private let window: SlidingWindow
+    private let window: Analysis
     private let queue: DispatchQueue
     private let stopAfterSeconds: Double?
-    private let onEvent: (LiveEvent) -> Void
+    private let onEvent: (Event) -> Void
     private let onEnd: (String?) -> Void
     private var timer: DispatchSourceTimer?
     private var buffer: [Float]
@@ -25,10 +44,10 @@ public final class LiveMonitor: @unchecked Sendable {
     public private(set) var hopLatencies: [Double] = []
 
     /// How often the ring is drained: a label appears at most this long after its hop's audio.
-    public static let tick = DispatchTimeInterval.milliseconds(40)
+    public static var tick: DispatchTimeInterval { .milliseconds(40) }
 
-    public init(source: AudioSource, ring: SampleRing, window: SlidingWindow, queue: DispatchQueue,
-                stopAfterSeconds: Double? = nil, recordLatencies: Bool = false, onEvent: @escaping (LiveEvent) -> Void, onEnd: @escaping (String?) -> Void) {
+    public init(source: AudioSource, ring: SampleRing, window: Analysis, queue: DispatchQueue,
+                stopAfterSeconds: Double? = nil, recordLatencies: Bool = false, onEvent: @escaping (Event) -> Void, onEnd: @escaping (String?) -> Void) {
         self.source = source
         self.ring = ring
         self.window = window

@@ -72,6 +72,29 @@ final class SlidingWindowTests: XCTestCase {
         try checkLiveEqualsSegments(Self.normalised, path: long, windows: windows)
     }
 
+    /// Calibration's collector stops at the speech asked for however the audio arrives, and its mean
+    /// is the one a recording of exactly that audio gives.
+    func testTheSpeakerMeanCollectorStopsAtItsSecondsInAnyBlocks() throws {
+        let file = try AudioFile(path: Self.clip)
+        var samples: [Float] = []
+        while try file.read(maxFrames: 16_000, into: &samples) > 0 {}
+        let card = Self.normalised.card
+        var means: [SpeakerMean] = []
+        for block in [samples.count, 777] {
+            let collector = try SpeakerMeanCollector(card: card, inputRate: file.sampleRate, speech: SpeechActivity(), seconds: 1)
+            var last: SpeakerMeanCollector.Progress?
+            for start in stride(from: 0, to: samples.count, by: block) {
+                last = try collector.push(samples[start..<min(samples.count, start + block)]).last
+            }
+            XCTAssertEqual(last?.complete, true)
+            XCTAssertEqual(collector.speechSeconds, 1, accuracy: 0.03, "20 ms steps stop the count near 1 s in blocks of \(block)")
+            let whole = analyzer(Self.normalised).speakerMean(of: collector.stream)
+            XCTAssertEqual(whole, collector.mean)
+            means.append(collector.mean)
+        }
+        XCTAssertEqual(means[0], means[1])
+    }
+
     private func checkLiveEqualsSegments(_ weights: ModelWeights, path: String = clip, windows: WindowSettings = WindowSettings()) throws {
         let segments = try analyzer(weights, windows: windows).analyze(path: path, segments: true).segments!
         let events = try live(path, weights: weights, windows: windows) { [160, 1, 4_321, 999, 8_000][$0 % 5] }
