@@ -5,27 +5,104 @@ import Model
 import Output
 import Streaming
 
-/// Every default of the program, read from config.json; flags override single values.
+/// The program's settings: every default is here, and config.json holds only what a user
+/// overrides (every key optional, an unknown one an error). Flags override single values.
 /// Threading: a value type, freely shared.
 struct Configuration: Codable {
-    /// Model card, relative to the config file's folder.
+    /// Model card: written relative to the config file's folder; the default is the program's own.
     var model: String
     /// The speaker-normalised model a profile is for, used instead of `model` by calibration and
-    /// `--profile` when `model` is not speaker-normalised and no --model is given.
+    /// `--profile` when `model` is not speaker-normalised and no --model is given (null: none).
     var profileModel: String?
-    var windows: WindowSettings
-    var speech: SpeechActivity
-    var smoothing: SmoothingSettings
-    var listen: ListenSettings
+    var windows = WindowSettings()
+    var speech = SpeechActivity(detector: VoiceDetector.Settings())
+    var smoothing = SmoothingSettings()
+    var listen = ListenSettings()
 
     struct ListenSettings: Codable {
         /// ALSA PCM name.
-        var device: String
+        var device = "default"
         /// Asked of the device; it may give its nearest rate, which is resampled to 16 kHz.
-        var sampleRate: Int
+        var sampleRate = 48_000
         /// Ring buffer between capture and analyzer: how far the analyzer may fall behind before samples drop.
-        var ringSeconds: Double
-        var logFormat: EventFormat
+        var ringSeconds = 4.0
+        var logFormat = EventFormat.jsonl
+
+        init() {}
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case device, sampleRate, ringSeconds, logFormat }
+
+        init(from decoder: Decoder) throws {
+            let c = try decoder.settings(CodingKeys.self), d = ListenSettings()
+            device = try c.value(.device, or: d.device)
+            sampleRate = try c.value(.sampleRate, or: d.sampleRate)
+            ringSeconds = try c.value(.ringSeconds, or: d.ringSeconds)
+            logFormat = try c.value(.logFormat, or: d.logFormat)
+        }
+    }
+
+    /// The default models, in the program's folder (see `Folders.program`).
+    static let defaultModel = "Models/emotion-whisper.json", defaultProfileModel = "Models/emotion-cnn-sn.json"
+
+    /// Where relative paths point: those the config file writes to its own folder, the defaults
+    /// to the program's. Threading: a value type.
+    struct Folders: Sendable {
+        /// The config file's folder, if there is a config file.
+        var file: URL?
+        /// The checkout the running binary was built in (the first folder above it with `Models`),
+        /// else where Deploy/README.md installs the models.
+        var program: URL
+
+        static let key = CodingUserInfoKey(rawValue: "emotion-monitor.folders")!
+
+        static func programFolder() -> URL {
+            var dir = URL(fileURLWithPath: CommandLine.executablePath).resolvingSymlinksInPath().deletingLastPathComponent()
+            for _ in 0..<5 {
+                if FileManager.default.fileExists(atPath: dir.appendingPathComponent(defaultModel).path) { return dir }
+                dir = dir.deletingLastPathComponent()
+            }
+            return URL(fileURLWithPath: "/usr/local/share/emotion-monitor")
+        }
+
+        /// `path` as written in the config file: absolute, or relative to the file's folder.
+        func written(_ path: String) -> String { Self.path(path, relativeTo: file ?? program) }
+        func builtIn(_ path: String) -> String { Self.path(path, relativeTo: program) }
+
+        private static func path(_ path: String, relativeTo folder: URL) -> String {
+            path.hasPrefix("/") || path.isEmpty ? path : folder.appendingPathComponent(path).path
+        }
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case model, profileModel, windows, speech, smoothing, listen }
+
+    /// Paths come out absolute, resolved with the `Folders` in the decoder's user info.
+    init(from decoder: Decoder) throws {
+        let folders = decoder.userInfo[Folders.key] as? Folders ?? Folders(program: Folders.programFolder())
+        let c = try decoder.settings(CodingKeys.self), d = Configuration(folders: folders)
+        model = try c.decodeIfPresent(String.self, forKey: .model).map(folders.written) ?? d.model
+        profileModel = try c.value(.profileModel, or: d.profileModel as String?).map(folders.written)
+        windows = try c.value(.windows, or: d.windows)
+        speech = try c.value(.speech, or: d.speech)
+        if let model = speech.detector?.model { speech.detector?.model = folders.written(model) }
+        smoothing = try c.value(.smoothing, or: d.smoothing)
+        listen = try c.value(.listen, or: d.listen)
+    }
+
+    /// Every default, with the program's models.
+    init(folders: Folders) {
+        model = folders.builtIn(Self.defaultModel)
+        profileModel = folders.builtIn(Self.defaultProfileModel)
+    }
+
+    /// Writes `profileModel: null` when there is none (an absent key would read back as the default).
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(model, forKey: .model)
+        try c.encode(profileModel, forKey: .profileModel)
+        try c.encode(windows, forKey: .windows)
+        try c.encode(speech, forKey: .speech)
+        try c.encode(smoothing, forKey: .smoothing)
+        try c.encode(listen, forKey: .listen)
     }
 
     /// A one-line reason the values cannot work, or nil.
@@ -50,7 +127,7 @@ struct Configuration: Codable {
 /// Options every analysing command shares: where the config and model are, and the values most
 /// often tuned. Flags beat config.json.
 struct CommonOptions: ParsableArguments {
-    @Option(help: "Config file (default: $EMOTION_MONITOR_CONFIG, ./config.json, or the one installed beside the program).")
+    @Option(help: "Config file of overrides (default: $EMOTION_MONITOR_CONFIG, ./config.json, one in a folder above the program, /etc/emotion-monitor/config.json; with none, the defaults).")
     var config: String?
 
     @Option(help: "Model card JSON (default: the config's \"model\").")
@@ -77,44 +154,46 @@ struct CommonOptions: ParsableArguments {
 
     enum DetectorChoice: String, ExpressibleByArgument, CaseIterable { case silero, energy }
 
-    /// The configuration with flags applied, validated; `modelURL` is --model or the config's model,
-    /// `profileModelURL` the config's profile model when no --model is given.
-    func resolve() throws -> (Configuration, configURL: URL, modelURL: URL, profileModelURL: URL?) {
+    /// The configuration with flags applied, validated (the config file's, when one is found, else
+    /// the defaults); `modelURL` is --model or the config's model, `profileModelURL` the config's
+    /// profile model when no --model is given.
+    func resolve() throws -> (Configuration, configURL: URL?, modelURL: URL, profileModelURL: URL?) {
         let url = try configURL()
-        var config: Configuration
-        guard let data = FileManager.default.contents(atPath: url.path) else { throw Failure("\(url.path): cannot read config") }
-        do {
-            config = try JSONDecoder().decode(Configuration.self, from: data)
-        } catch {
-            throw Failure("\(url.path): invalid config (\(describeDecodingError(error, data: data)))")
+        let folders = Configuration.Folders(file: url?.deletingLastPathComponent(), program: Configuration.Folders.programFolder())
+        var config = Configuration(folders: folders)
+        let name = url?.path ?? "the defaults"
+        if let url {
+            guard let data = FileManager.default.contents(atPath: url.path) else { throw Failure("\(url.path): cannot read config") }
+            do {
+                let decoder = JSONDecoder()
+                decoder.userInfo[Configuration.Folders.key] = folders
+                config = try decoder.decode(Configuration.self, from: data)
+            } catch {
+                throw Failure("\(url.path): invalid config (\(describeDecodingError(error, data: data)))")
+            }
+            if let problem = config.problem { throw Failure("\(url.path): \(problem)") }
         }
-        if let problem = config.problem { throw Failure("\(url.path): \(problem)") }
         // Checked apart from the file, so a bad flag is not blamed on config.json.
-        // The detector's model is named relative to the config file, like the model card.
-        if let model = config.speech.detector?.model { config.speech.detector?.model = Self.path(model, relativeTo: url) }
         if let hop { config.windows.hopSeconds = hop }
         if let vadThreshold { config.speech.thresholdDbfs = vadThreshold }
         switch detector {
         case .energy?: config.speech.detector = nil
         case .silero? where config.speech.detector == nil:
-            throw Failure("--vad silero: \(url.path) names no speech.detector model")
+            throw Failure("--vad silero: \(name) names no speech.detector model")
         default: break
         }
         if let vadProbability { config.speech.detector?.threshold = vadProbability }
         if let vadMinimumSpeech { config.speech.detector?.minimumSpeechSeconds = vadMinimumSpeech }
         if let vadMinimumSilence { config.speech.detector?.minimumSilenceSeconds = vadMinimumSilence }
         if let problem = config.problem { throw Failure("--hop or a --vad option: \(problem)") }
-        let modelURL = URL(fileURLWithPath: model ?? Self.path(config.model, relativeTo: url))
-        let profileModelURL = model == nil ? config.profileModel.map { URL(fileURLWithPath: Self.path($0, relativeTo: url)) } : nil
+        let modelURL = URL(fileURLWithPath: model ?? config.model)
+        let profileModelURL = model == nil ? config.profileModel.map { URL(fileURLWithPath: $0) } : nil
         return (config, url, modelURL, profileModelURL)
     }
 
-    /// `path` as written in the config file at `config`: absolute, or relative to the file's folder.
-    private static func path(_ path: String, relativeTo config: URL) -> String {
-        path.hasPrefix("/") || path.isEmpty ? path : config.deletingLastPathComponent().appendingPathComponent(path).path
-    }
-
-    private func configURL() throws -> URL {
+    /// The config file: --config, $EMOTION_MONITOR_CONFIG, ./config.json, one in a folder above the
+    /// program, /etc/emotion-monitor/config.json; nil when there is none (the defaults apply).
+    private func configURL() throws -> URL? {
         // Set but empty counts as unset, as shells and systemd units leave it.
         let environment = ProcessInfo.processInfo.environment["EMOTION_MONITOR_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
         if let path = config ?? environment {
@@ -130,8 +209,8 @@ struct CommonOptions: ParsableArguments {
             if fm.fileExists(atPath: candidate.path) { return candidate }
             dir = dir.deletingLastPathComponent()
         }
-        if fm.fileExists(atPath: "/etc/emotion-monitor/config.json") { return URL(fileURLWithPath: "/etc/emotion-monitor/config.json") }
-        throw Failure("no config.json found: pass --config PATH or set EMOTION_MONITOR_CONFIG")
+        let system = "/etc/emotion-monitor/config.json"
+        return fm.fileExists(atPath: system) ? URL(fileURLWithPath: system) : nil
     }
 
     /// The validated configuration and the model's weights (shared by every analyzer). An output
@@ -154,13 +233,33 @@ struct CommonOptions: ParsableArguments {
             FileHandle.standardError.write(Data("note: a speaker profile needs a speaker-normalised model: using \(chosen.card.name) (\(profileModelURL.path)) instead of \(weights.card.name)\n".utf8))
             (weights, modelURL) = (chosen, profileModelURL)
         }
-        let inputs = reading + [configURL.path, modelURL.path, weights.file] + [config.speech.detector?.model].compactMap { $0 }
+        let inputs = reading + [configURL?.path, modelURL.path, weights.file].compactMap { $0 } + [config.speech.detector?.model].compactMap { $0 }
         for case let (flag, path?) in outputs {
             if let input = inputs.first(where: { OutputFile.sameFile(path, $0) }) {
                 throw Failure("\(flag) \(path): that is \(input), which this run reads; choose another file")
             }
         }
         return (config, weights)
+    }
+}
+
+/// `config`: what a run would use, as a complete config file.
+struct ShowConfiguration: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config",
+        abstract: "Print the settings in effect (the defaults, the config file's overrides and the flags) as JSON.",
+        discussion: "The output is a complete config file with absolute paths: save it and keep only the keys you change.")
+
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        var (config, url, modelURL, _) = try common.resolve()
+        config.model = modelURL.path
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        print(String(decoding: try encoder.encode(config), as: UTF8.self))
+        try finishOutput()
+        FileHandle.standardError.write(Data("settings: the defaults\(url.map { ", overridden by \($0.path)" } ?? " (no config file)")\n".utf8))
     }
 }
 

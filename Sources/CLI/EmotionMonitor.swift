@@ -11,7 +11,7 @@ struct EmotionMonitor: ParsableCommand {
         commandName: "emotion-monitor",
         abstract: "Speech-emotion monitor: which of eight emotions a voice carries, live or from recordings.",
         version: versionText(),
-        subcommands: [Listen.self, Analyze.self, Calibrate.self, Evaluate.self, Devices.self, Bench.self]
+        subcommands: [Listen.self, Analyze.self, Calibrate.self, Evaluate.self, Devices.self, Bench.self, ShowConfiguration.self]
     )
 
     /// The program's own version, beside the model's (bumped with each release).

@@ -39,7 +39,30 @@ public struct SpeechActivity: Codable, Equatable, Sendable {
     /// it); nil gates on energy alone.
     public var detector: VoiceDetector.Settings?
 
-    public init() {}
+    /// The energy gate alone unless a detector is given; in config.json an absent `detector` is
+    /// Silero VAD with its defaults, and `null` the energy gate alone.
+    public init(detector: VoiceDetector.Settings? = nil) { self.detector = detector }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case regionRangeDb, regionPadSeconds, thresholdDbfs, minimumVoicedSeconds, detector }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.settings(CodingKeys.self), d = SpeechActivity()
+        regionRangeDb = try c.value(.regionRangeDb, or: d.regionRangeDb)
+        regionPadSeconds = try c.value(.regionPadSeconds, or: d.regionPadSeconds)
+        thresholdDbfs = try c.value(.thresholdDbfs, or: d.thresholdDbfs)
+        minimumVoicedSeconds = try c.value(.minimumVoicedSeconds, or: d.minimumVoicedSeconds)
+        detector = try c.value(.detector, or: VoiceDetector.Settings())
+    }
+
+    /// Writes `detector: null` for the energy gate alone (an absent key would read back as Silero).
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(regionRangeDb, forKey: .regionRangeDb)
+        try c.encode(regionPadSeconds, forKey: .regionPadSeconds)
+        try c.encode(thresholdDbfs, forKey: .thresholdDbfs)
+        try c.encode(minimumVoicedSeconds, forKey: .minimumVoicedSeconds)
+        try c.encode(detector, forKey: .detector)
+    }
 
     /// A detector for one stream at a time, or nil without one; it skips what is below this gate's floor.
     public func makeDetector() throws -> VoiceDetector? { try detector.map { try VoiceDetector(settings: $0, quietFloorDbfs: thresholdDbfs) } }

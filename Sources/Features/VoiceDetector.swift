@@ -18,12 +18,24 @@ import Foundation
 public final class VoiceDetector {
     /// What config.json's `speech.detector` holds.
     public struct Settings: Codable, Equatable, Sendable {
-        /// silero_vad.onnx (v4 or v5 and later); relative paths are resolved by the caller.
-        public var model: String
+        /// silero_vad.onnx (v4 or v5 and later), where setup.sh installs it; relative paths are resolved by the caller.
+        public var model = "/usr/local/share/emotion-monitor/silero_vad.onnx"
         /// Speech probability above which a 32 ms step is speech.
-        public var threshold: Double
-        public var minimumSpeechSeconds: Double
-        public var minimumSilenceSeconds: Double
+        public var threshold = 0.3
+        public var minimumSpeechSeconds = 0.05
+        public var minimumSilenceSeconds = 0.25
+
+        public init() {}
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case model, threshold, minimumSpeechSeconds, minimumSilenceSeconds }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.settings(CodingKeys.self), d = Settings()
+            model = try c.value(.model, or: d.model)
+            threshold = try c.value(.threshold, or: d.threshold)
+            minimumSpeechSeconds = try c.value(.minimumSpeechSeconds, or: d.minimumSpeechSeconds)
+            minimumSilenceSeconds = try c.value(.minimumSilenceSeconds, or: d.minimumSilenceSeconds)
+        }
 
         /// A one-line reason these cannot work, or nil (the model file is checked when loaded).
         public var problem: String? {

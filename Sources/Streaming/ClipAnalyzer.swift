@@ -4,12 +4,20 @@ import Model
 
 /// How windows are laid over audio. Threading: a value type, freely shared.
 public struct WindowSettings: Codable, Equatable, Sendable {
-    /// Step between successive windows: one live event per hop.
-    public var hopSeconds: Double = 0.5
+    /// Step between successive windows: one live event per hop (the encoder costs 90 ms a window).
+    public var hopSeconds: Double = 1.0
     /// Windows classified together in one batch (one sgemm per layer).
     public var batchWindows: Int = 16
 
     public init() {}
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case hopSeconds, batchWindows }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.settings(CodingKeys.self), d = WindowSettings()
+        hopSeconds = try c.value(.hopSeconds, or: d.hopSeconds)
+        batchWindows = try c.value(.batchWindows, or: d.batchWindows)
+    }
 }
 
 /// One analysis window: where it lies, whether it carries voice, and the model's output when it does.

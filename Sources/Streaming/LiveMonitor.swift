@@ -4,7 +4,7 @@ import RingBuffer
 
 /// What the live pipeline feeds its samples to: the sliding window of `listen`, or calibration's
 /// speaker-mean collector. Threading: owned by the monitor's queue.
-public protocol LiveAnalysis: AnyObject {
+public protocol LiveAnalysis: AnyObject, SendableMetatype {
     associatedtype Event: TimedEvent
     /// Samples at the source's rate; the events they complete.
     func push(_ samples: ArraySlice<Float>) throws -> [Event]

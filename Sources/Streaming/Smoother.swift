@@ -1,11 +1,21 @@
+import Features
+
 /// How the live label is steadied. Threading: a value type, freely shared.
 public struct SmoothingSettings: Codable, Equatable, Sendable {
-    /// Voiced windows averaged (a moving average of probabilities): 4 windows at a 0.5 s hop is 2 s.
+    /// Voiced windows averaged (a moving average of probabilities): 4 windows at the 1 s hop is 4 s.
     public var windows: Int = 4
     /// Another emotion must lead the shown one by this much probability before the label switches.
     public var hysteresis: Double = 0.1
 
     public init() {}
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case windows, hysteresis }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.settings(CodingKeys.self), d = SmoothingSettings()
+        windows = try c.value(.windows, or: d.windows)
+        hysteresis = try c.value(.hysteresis, or: d.hysteresis)
+    }
 }
 
 /// Moving average of window probabilities plus hysteresis, so the shown label follows the voice

@@ -170,65 +170,65 @@ public final class WebServer: Sendable {
         }
         router.get("analyze") { [settings] _, _ -> Response in html(StatusPage.upload(limitBytes: settings.uploadLimitBytes)) }
         router.post("analyze") { [self] request, _ -> Response in
-            var headers = HTTPFields()
-            headers[.contentType] = "application/json"
             let admitted = uploadsInFlight.withLock { count in
                 guard count < Self.uploadsAtOnce else { return false }
                 count += 1
                 return true
             }
-            guard admitted else {
+            do {
+                guard admitted else {
+                    var headers = HTTPFields()
+                    headers[.retryAfter] = "10"
+                    throw JSONError(.serviceUnavailable, "\(Self.uploadsAtOnce) uploads are in progress; retry later", headers: headers)
+                }
+                defer { uploadsInFlight.withLock { $0 -= 1 } }
+                let body = try await analyzeUpload(request)
+                metrics.upload(analysed: true)
+                var headers = HTTPFields()
+                headers[.contentType] = "application/json"
+                return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: body + "\n")))
+            } catch {
                 metrics.upload(analysed: false)
-                headers[.retryAfter] = "10"
-                return Response(status: .serviceUnavailable, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(
-                    string: JSON.object([("error", .string("\(Self.uploadsAtOnce) uploads are in progress; retry later"))]).text + "\n")))
+                throw error
             }
-            defer { uploadsInFlight.withLock { $0 -= 1 } }
-            let (status, body) = await analyzeUpload(request)
-            metrics.upload(analysed: status == .ok)
-            return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: body + "\n")))
         }
         return router
     }
 
     /// An uploaded recording (multipart field `file`, or the raw body) analysed in a private
     /// temporary file, removed afterwards: the JSON `analyze --format jsonl --segments` prints, with
-    /// the SVG plot added under "plot" when the query asks for `plot=1`.
-    private func analyzeUpload(_ request: Request) async -> (HTTPResponse.Status, String) {
-        @Sendable func failure(_ status: HTTPResponse.Status, _ message: String) -> (HTTPResponse.Status, String) {
-            (status, JSON.object([("error", .string(message))]).text)
-        }
+    /// the SVG plot added under "plot" when the query asks for `plot=1`; a `JSONError` when it cannot.
+    private func analyzeUpload(_ request: Request) async throws -> String {
         let body: ByteBuffer
         do { body = try await request.body.collect(upTo: settings.uploadLimitBytes) } catch {
-            return failure(.contentTooLarge, "upload larger than \(settings.uploadLimitBytes) bytes")
+            throw JSONError(.contentTooLarge, "upload larger than \(settings.uploadLimitBytes) bytes")
         }
         var data = Data(buffer: body)
         if let type = request.headers[.contentType], type.lowercased().hasPrefix("multipart/form-data") {
-            guard let file = multipartFile(data, contentType: type) else { return failure(.badRequest, "multipart upload without a \"file\" field") }
+            guard let file = multipartFile(data, contentType: type) else { throw JSONError(.badRequest, "multipart upload without a \"file\" field") }
             data = file
         }
-        guard !data.isEmpty else { return failure(.badRequest, "empty upload: send a recording as the body or as the form field \"file\"") }
+        guard !data.isEmpty else { throw JSONError(.badRequest, "empty upload: send a recording as the body or as the form field \"file\"") }
         let upload = data
         let plot = request.uri.queryParameters["plot"] == "1"
         let (card, analyze) = (monitor.card, monitor.analyze)
-        return await withCheckedContinuation { done in
+        return try await withCheckedThrowingContinuation { done in
             uploads.async {
                 guard let (fd, file) = OutputFile.makeTemporary(in: FileManager.default.temporaryDirectory.path, prefix: "emotion-monitor-upload-") else {
-                    return done.resume(returning: failure(.internalServerError, "cannot make a temporary file"))
+                    return done.resume(throwing: JSONError(.internalServerError, "cannot make a temporary file"))
                 }
                 defer { unlink(file) }
                 let written = Result { try OutputFile.writeAll(fd, upload, path: file) }
                 close(fd)
-                guard case .success = written else { return done.resume(returning: failure(.internalServerError, "cannot write a temporary file")) }
+                guard case .success = written else { return done.resume(throwing: JSONError(.internalServerError, "cannot write a temporary file")) }
                 do {
                     var result = try analyze(file)
                     result.path = "upload"
                     var line = ClipReport(format: .jsonl, card: card).render(result)
                     if plot { line = String(line.dropLast()) + ", \"plot\": " + JSON.string(SVGPlot(card: card).render(result)).text + "}" }
-                    done.resume(returning: (.ok, line))
+                    done.resume(returning: line)
                 } catch {
-                    let message = "\(error)".replacingOccurrences(of: file, with: "upload")
-                    done.resume(returning: failure(.unprocessableContent, message))
+                    done.resume(throwing: JSONError(.unprocessableContent, "\(error)".replacingOccurrences(of: file, with: "upload")))
                 }
             }
         }
@@ -251,9 +251,7 @@ struct BearerToken<Context: RequestContext>: RouterMiddleware {
         }
         var headers = HTTPFields()
         headers[.wwwAuthenticate] = "Bearer"
-        headers[.contentType] = "application/json"
-        return Response(status: .unauthorized, headers: headers,
-                        body: ResponseBody(byteBuffer: ByteBuffer(string: JSON.object([("error", .string("missing or wrong bearer token"))]).text + "\n")))
+        throw JSONError(.unauthorized, "missing or wrong bearer token", headers: headers)
     }
 }
 
@@ -269,9 +267,26 @@ struct MethodCheck<Context: RequestContext>: RouterMiddleware {
         }
         var headers = HTTPFields()
         headers[.allow] = (methods + (methods.contains(.get) ? [.head] : [])).map(\.rawValue).joined(separator: ", ")
+        throw JSONError(.methodNotAllowed, "\(request.method.rawValue) is not allowed here", headers: headers)
+    }
+}
+
+/// What a route answers when it cannot serve a request: its status, the headers it needs (Allow,
+/// WWW-Authenticate, Retry-After) and `{"error": message}`. Thrown; Hummingbird makes the response.
+struct JSONError: HTTPResponseError {
+    let status: HTTPResponse.Status
+    let message: String
+    let headers: HTTPFields
+
+    init(_ status: HTTPResponse.Status, _ message: String, headers: HTTPFields = HTTPFields()) {
+        (self.status, self.message, self.headers) = (status, message, headers)
+    }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        var headers = headers
         headers[.contentType] = "application/json"
-        return Response(status: .methodNotAllowed, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(
-            string: JSON.object([("error", .string("\(request.method.rawValue) is not allowed here"))]).text + "\n")))
+        return Response(status: status, headers: headers,
+                        body: ResponseBody(byteBuffer: ByteBuffer(string: JSON.object([("error", .string(message))]).text + "\n")))
     }
 }
 

@@ -86,13 +86,9 @@ final class CalibrateTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: profile.path))
     }
 
-    /// config.json with the speaker-normalised model and a 32 s ring.
+    /// A config of two overrides: the speaker-normalised model and a 32 s ring.
     private func bigRingConfig(in dir: URL) throws -> String {
-        var config = json(try String(contentsOf: CLI.root.appendingPathComponent("config.json"), encoding: .utf8))
-        var listen = config["listen"] as! [String: Any]
-        listen["ringSeconds"] = 32
-        config["listen"] = listen
-        config["model"] = CLI.root.appendingPathComponent(Self.model).path
+        let config: [String: Any] = ["listen": ["ringSeconds": 32], "model": CLI.root.appendingPathComponent(Self.model).path]
         let url = dir.appendingPathComponent("config.json")
         try JSONSerialization.data(withJSONObject: config).write(to: url)
         return url.path

@@ -198,7 +198,7 @@ final class HardeningTests: XCTestCase {
         try FileManager.default.copyItem(atPath: angry, toPath: audio.path)
         try FileManager.default.createSymbolicLink(at: link, withDestinationURL: audio)
         let config = dir.appendingPathComponent("config.json")
-        var settings = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: CLI.root.appendingPathComponent("config.json"))) as? [String: Any])
+        var settings = CLI.config
         settings["model"] = CLI.root.appendingPathComponent("Models/emotion-cnn.json").path
         try JSONSerialization.data(withJSONObject: settings, options: .prettyPrinted).write(to: config)
         let original = try Data(contentsOf: audio), originalConfig = try Data(contentsOf: config)
@@ -285,7 +285,7 @@ final class MessageTests: XCTestCase {
 
     func testANumberOfTheWrongKindIsNamedInTheConfigError() throws {
         let dir = try temporaryDirectory(self)
-        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: CLI.root.appendingPathComponent("config.json"))) as! [String: Any]
+        var config = CLI.config
         config["model"] = CLI.root.appendingPathComponent("Models/emotion-cnn.json").path
         var windows = config["windows"] as! [String: Any]
         windows["batchWindows"] = 16.5

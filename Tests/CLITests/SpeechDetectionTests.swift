@@ -88,7 +88,7 @@ final class SpeechDetectionTests: XCTestCase {
         let dir = try temporaryDirectory(self)
         let junk = dir.appendingPathComponent("junk.onnx")
         try Data((0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 7919) }).write(to: junk)
-        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: CLI.root.appendingPathComponent("config.json"))) as! [String: Any]
+        var config = CLI.config
         config["model"] = CLI.root.appendingPathComponent("Models/emotion-cnn.json").path
         for (model, expected) in [(dir.appendingPathComponent("absent.onnx").path, "not found"), (junk.path, "not a Silero VAD ONNX model"),
                                   (dir.path, "not a regular file")] {

@@ -78,11 +78,12 @@ enum CLI {
         return ((status >> 8) & 0xff, Int(usage.ru_maxrss) / 1024)
     }
 
-    /// config.json's settings, and its step between windows: one live event per hop.
-    static var config: [String: Any] { json(try! String(contentsOf: root.appendingPathComponent("config.json"), encoding: .utf8)) }
+    /// The settings a run uses (`emotion-monitor config`: the defaults, with absolute paths), and
+    /// their step between windows: one live event per hop.
+    static var config: [String: Any] { json(try! run(["config"]).stdout) }
     static let hopSeconds = (config["windows"] as! [String: Any])["hopSeconds"] as! Double
     /// The default model's card.
-    static var defaultCard: [String: Any] { json(try! String(contentsOf: root.appendingPathComponent(config["model"] as! String), encoding: .utf8)) }
+    static var defaultCard: [String: Any] { json(try! String(contentsOf: URL(fileURLWithPath: config["model"] as! String), encoding: .utf8)) }
 
     /// Where the windows `listen` classifies over `seconds` of audio end: 3 s windows, one per hop.
     static func windowEnds(seconds: Double) -> [Double] {
