@@ -54,7 +54,11 @@ let package = Package(
         // Labelled clips (corpus names, clips.csv manifests) and the figures evaluate reports.
         .target(name: "Evaluation", dependencies: ["Output"]),
         // Publishes events to an MQTT broker; beside Web, both only consuming events.
-        .target(name: "Broker", dependencies: ["Streaming", "Output", "CMosquitto"]),
+        .target(name: "Broker", dependencies: [
+            "Streaming", "Output", "CMosquitto",
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .executableTarget(name: "CLI", dependencies: [
             "Streaming", "Output", "Capture", "Features", "Model", "CFMAPeak", "Web", "Broker", "Evaluation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -71,7 +75,10 @@ let package = Package(
         .testTarget(name: "StreamingTests", dependencies: ["Streaming"]),
         .testTarget(name: "CLITests", dependencies: ["CLI"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"]),
-        .testTarget(name: "WebTests", dependencies: ["Web", "Model", "Streaming", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "WebTests", dependencies: [
+            "Web", "Model", "Streaming", .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,6 +1,8 @@
 import CMosquitto
 import Foundation
+import Logging
 import Output
+import ServiceLifecycle
 import Streaming
 import Synchronization
 
@@ -30,6 +32,7 @@ public final class BrokerPublisher: Sendable {
     private let client: Client
     private let state = Mutex(State())
     private let metrics: (any BrokerMetrics)?
+    private let logger: Logger
 
     private struct State {
         var connected = false
@@ -43,12 +46,13 @@ public final class BrokerPublisher: Sendable {
     }
 
     /// `url`: mqtt://[user:password@]host[:port]; metrics count what is dropped.
-    public init(url: String, metrics: (any BrokerMetrics)?) throws {
+    public init(url: String, metrics: (any BrokerMetrics)?, logger: Logger) throws {
         guard let parts = URLComponents(string: url), parts.scheme == "mqtt", let host = parts.host, !host.isEmpty else {
             throw BrokerError("--mqtt \(url): give mqtt://HOST[:PORT]")
         }
         let port = parts.port ?? 1883
         self.metrics = metrics
+        self.logger = logger
         let name = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "localhost"
         topic = "emotion-monitor/\(name)/events"
         address = "\(host):\(port)"
@@ -131,6 +135,17 @@ public final class BrokerPublisher: Sendable {
         mosquitto_loop_stop(client.handle, false)
         mosquitto_destroy(client.handle)
         return state.withLock { $0.waiting.count }
+    }
+}
+
+/// A `Service` in `listen`'s group, shut down last: the events of the monitor's final drain still
+/// leave, and what never reached the broker is counted in the diagnostics.
+extension BrokerPublisher: Service {
+    public func run() async throws {
+        // Cancelled rather than shut down, it still gives the queue its time to leave.
+        try? await gracefulShutdown()
+        let lost = await withCheckedContinuation { done in DispatchQueue.global().async { done.resume(returning: self.stop()) } }
+        if lost > 0 { logger.warning("\(lost) events never reached the broker at mqtt://\(address)") }
     }
 }
 

@@ -6,7 +6,7 @@ import Output
 import Synchronization
 
 @main
-struct EmotionMonitor: ParsableCommand {
+struct EmotionMonitor: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "emotion-monitor",
         abstract: "Speech-emotion monitor: which of eight emotions a voice carries, live or from recordings.",
@@ -30,12 +30,12 @@ struct EmotionMonitor: ParsableCommand {
         return "emotion-monitor \(version), \(model)"
     }
 
-    static func main() {
+    static func main() async {
         occupyClosedStandardDescriptors()
         relaunchWithWiderBLASKernels()
         if CommandLine.arguments.dropFirst().first == "listen" { EarlySignals.record() }
         Logger.emotionMonitor(level: .info).debug("CNN kernels: \(BLASKernels.description)")
-        main(nil)
+        await main(nil)
     }
 }
 

@@ -7,10 +7,11 @@ import Logging
 import Model
 import Output
 import RingBuffer
+import ServiceLifecycle
 import Streaming
 import Web
 
-struct Listen: ParsableCommand {
+struct Listen: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Monitor a microphone (or replay a recording) live: status line, emotion log, or headless kiosk mode.",
         discussion: """
@@ -42,14 +43,7 @@ struct Listen: ParsableCommand {
     @Option(help: "Probability lead needed to switch the shown label (config smoothing.hysteresis).")
     var hysteresis: Double?
 
-    @Option(help: "Serve the live status page, /events, /analyze, /metrics and /healthz on HOST:PORT (loopback unless --token).")
-    var serve: String?
-
-    @Option(help: "With --serve: the bearer token every route but /healthz wants (required beyond loopback).")
-    var token: String?
-
-    @Option(name: .customLong("upload-limit"), help: "With --serve: largest upload in MB.")
-    var uploadLimit: Int = 50
+    @OptionGroup var serving: ServeOptions
 
     @Option(help: "Publish every event to this MQTT broker, mqtt://[USER:PASSWORD@]HOST[:PORT], topic emotion-monitor/HOST/events, QoS 1.")
     var mqtt: String?
@@ -59,12 +53,10 @@ struct Listen: ParsableCommand {
 
     func validate() throws {
         if fast && source.replay.isEmpty { throw ValidationError("--fast needs --replay") }
-        if serve == nil && token != nil { throw ValidationError("--token needs --serve") }
-        if !(1...4096).contains(uploadLimit) { throw ValidationError("--upload-limit must be 1...4096 MB") }
         if let duration, !(duration > 0 && duration <= 1e8) { throw ValidationError("--duration must be a number of seconds in (0, 100000000]") }
     }
 
-    func run() throws {
+    func run() async throws {
         var (config, weights) = try common.loadAnalysis(reading: source.replay + [speaker.profile].compactMap { $0 }, writing: [("--log", log)],
                                                         forProfile: speaker.profile != nil)
         if let smoothing { config.smoothing.windows = smoothing }
@@ -75,12 +67,9 @@ struct Listen: ParsableCommand {
         let normalisation = try speaker.normalisation(for: weights.card)
         // Collected in every mode; --serve exposes them.
         let metrics = WebMetrics(labels: weights.card.labels)
-        var web: WebServer?
-        if let serve {
-            let settings: WebServer.Settings
-            do { settings = try WebServer.Settings(address: serve, token: token, uploadLimitBytes: uploadLimit * 1_000_000) } catch { throw Failure("\(error)") }
+        let web = try serving.settings().map { settings in
             let (analysis, model) = (config, weights)
-            web = WebServer(settings: settings, monitor: WebServer.Monitor(card: weights.card, analyze: { path in
+            return WebServer(settings: settings, monitor: WebServer.Monitor(card: weights.card, analyze: { path in
                 // A fresh analyzer per upload, on the server's upload queue: the live analyzer never waits for it.
                 try ClipAnalyzer(classifier: EmotionClassifier(weights: model), windows: analysis.windows, speech: analysis.speech)
                     .analyze(path: path, segments: true, keepFeatures: true, normalisation: normalisation)
@@ -88,37 +77,60 @@ struct Listen: ParsableCommand {
         }
         var broker: BrokerPublisher?
         if let mqtt {
-            do { broker = try BrokerPublisher(url: mqtt, metrics: metrics) } catch { throw Failure("\(error)") }
+            do { broker = try BrokerPublisher(url: mqtt, metrics: metrics, logger: logger) } catch { throw Failure("\(error)") }
             logger.notice("publishing events to mqtt://\(broker!.address) on \(broker!.topic)")
         }
-        defer {
-            if let broker, case let lost = broker.stop(), lost > 0 {
-                logger.warning("\(lost) events never reached the broker at mqtt://\(broker.address)")
-            }
-        }
         // The sinks, in the order each event reaches them. On a terminal: the status line. Events on
-        // stdout when headless without a log, or when stdout is not a terminal; the log; web; broker.
+        // stdout when headless without a log, or when stdout is not a terminal; the log; metrics; web; broker.
         let interactive = !headless && isatty(STDOUT_FILENO) == 1
-        let logSink = try log.map { path in
-            try LogSink(path: path, record: EventRecord(labels: weights.card.labels, sexLabels: weights.card.sexLabels,
-                                                        format: logFormat ?? config.listen.logFormat))
-        }
         var sinks: [LiveEventSink] = []
         if interactive { sinks.append(StatusLine(labels: weights.card.labels, colour: StatusLine.colourAllowed())) }
         if headless ? log == nil : !interactive { sinks.append(StandardOutputSink(besideALog: log != nil)) }
-        sinks += [logSink as LiveEventSink?, metrics, web, broker].compactMap { $0 }
+        if let log {
+            sinks.append(try LogSink(path: log, record: EventRecord(labels: weights.card.labels, sexLabels: weights.card.sexLabels,
+                                                                   format: logFormat ?? config.listen.logFormat)))
+        }
+        sinks.append(metrics)
+        if let web { sinks.append(web) }
+        if let broker { sinks.append(broker) }
         let session = try LiveSession(config: config, weights: weights, normalisation: normalisation,
                                       device: source.device ?? config.listen.device,
                                       replay: source.replay, fast: fast, duration: duration, headless: headless,
                                       sinks: sinks, logger: logger)
-        if let web {
-            let address: String
-            do { address = try web.start() } catch { throw Failure("\(error)") }
-            logger.notice("serving http://\(address)/")
-        }
-        let failure = session.run()
-        web?.stop()
-        if let failure { throw Failure(failure) }
+        // Shut down in reverse: the session (which owns the signals) drains first, then the web
+        // side, then the broker, so the last events still reach both. Any one ending ends the rest.
+        var services: [any Service] = []
+        if let broker { services.append(broker) }
+        if let web { services.append(web) }
+        services.append(session)
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
+                                           failureTerminationBehavior: .gracefullyShutdownGroup) },
+            logger: logger))
+        do { try await group.run() } catch let error as Failure { throw error } catch { throw Failure("\(error)") }
+    }
+}
+
+/// `--serve` and what goes with it.
+struct ServeOptions: ParsableArguments {
+    @Option(help: "Serve the live status page, /events, /analyze, /metrics and /healthz on HOST:PORT (loopback unless --token).")
+    var serve: String?
+
+    @Option(help: "With --serve: the bearer token every route but /healthz wants (required beyond loopback).")
+    var token: String?
+
+    @Option(name: .customLong("upload-limit"), help: "With --serve: largest upload in MB.")
+    var uploadLimit: Int = 50
+
+    func validate() throws {
+        if serve == nil && token != nil { throw ValidationError("--token needs --serve") }
+        if !(1...4096).contains(uploadLimit) { throw ValidationError("--upload-limit must be 1...4096 MB") }
+    }
+
+    /// The server's settings with --serve, else nil.
+    func settings() throws -> WebServer.Settings? {
+        guard let serve else { return nil }
+        do { return try WebServer.Settings(address: serve, token: token, uploadLimitBytes: uploadLimit * 1_000_000) } catch { throw Failure("\(error)") }
     }
 }
 

@@ -5,12 +5,16 @@ import Logging
 import Model
 import Output
 import RingBuffer
+import ServiceLifecycle
 import Streaming
 
 /// One run of `listen`: wires source, ring and analyzer, hands every event and health report to
-/// its sinks, handles signals, and returns when the stream ends or a signal stops it.
-/// Threading: built and run on the main thread; everything after `run()` starts happens on `queue`.
-final class LiveSession {
+/// its sinks, and ends when the stream does, a signal stops it or its service group shuts down.
+/// It owns the process's signals (SIGINT and SIGTERM drain the ring and end it; SIGHUP reopens the
+/// log headless), and `listen`'s group shuts the other services down once it ends.
+/// Threading: `run` from a task; everything after it starts happens on `queue`.
+/// Unchecked Sendable: mutable state is touched on `queue` only (`done` is set before the monitor starts).
+final class LiveSession: Service, @unchecked Sendable {
     private let queue = DispatchQueue(label: "emotion-monitor.analyzer", qos: .userInteractive)
     private let monitor: LiveMonitor<SlidingWindow>
     /// Where events go (status line, stdout, log, web side, broker), in that order.
@@ -19,8 +23,10 @@ final class LiveSession {
     private let record: EventRecord
     private let headless: Bool
     private let logger: Logger
-    private let done = DispatchSemaphore(value: 0)
-    private var failure: String?
+    private var done: CheckedContinuation<String?, Never>?
+    /// Whether the monitor has started, and whether a stop came first (the group can shut down
+    /// before this service ran, when another failed at once).
+    private var started = false, stopRequested = false
     /// Set when a sink failed: the run stops and ends with it, so systemd sees the failure.
     private var outputFailure: String?
     private var signals: [DispatchSourceSignal] = []
@@ -51,18 +57,28 @@ final class LiveSession {
         end = { [unowned self] in self.finish($0) }
     }
 
-    /// Runs until the stream ends or SIGINT/SIGTERM; returns the reason if it ended on an error.
-    func run() -> String? {
+    /// Runs until the stream ends, SIGINT/SIGTERM or the group's shutdown; throws the reason if it ended on an error.
+    func run() async throws {
+        let failure = await withGracefulShutdownHandler {
+            await withCheckedContinuation { done in
+                self.done = done
+                begin()
+            }
+        } onGracefulShutdown: { [self] in stop() }
+        if let failure { throw Failure(failure) }
+    }
+
+    private func begin() {
         // A closed pipe or a file-size limit must not kill the process mid-line: writes fail
         // instead, and the run ends with a diagnostic.
         signal(SIGPIPE, SIG_IGN)
         signal(SIGXFSZ, SIG_IGN)
         // Headless, SIGHUP is logrotate's "reopen the log"; on a terminal it means the terminal has gone.
-        let hangUp: () -> Void = headless ? reopenFiles : stop
-        for (number, action) in [(SIGINT, stop), (SIGTERM, stop), (SIGHUP, hangUp)] as [(Int32, () -> Void)] {
+        for number in [SIGINT, SIGTERM, SIGHUP] {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
-            source.setEventHandler(handler: action)
+            let reopens = number == SIGHUP && headless
+            source.setEventHandler { [unowned self] in reopens ? reopenFiles() : stop() }
             source.resume()
             signals.append(source)
         }
@@ -73,15 +89,22 @@ final class LiveSession {
         self.health = health
         startedAt = Date()
         monitor.start()
+        queue.async { [self] in
+            started = true
+            if stopRequested { monitor.stop() }
+        }
         // What arrived while starting is sent again, now to the handlers above.
         for number in [SIGINT, SIGTERM, SIGHUP] where EarlySignals.take(number) { kill(getpid(), number) }
-        done.wait()
-        return failure
     }
 
+    /// Drains the ring and ends; from any thread.
     private func stop() {
-        logger.info("stopping: draining the ring")
-        monitor.stop()
+        queue.async { [self] in
+            guard !stopRequested else { return }
+            stopRequested = true
+            logger.info("stopping: draining the ring")
+            if started { monitor.stop() }
+        }
     }
 
     private func reopenFiles() {
@@ -139,7 +162,8 @@ final class LiveSession {
     private func finish(_ failure: String?) {
         for sink in sinks { sink.finish() }
         health?.cancel()
-        self.failure = failure ?? outputFailure
-        done.signal()
+        for source in signals { source.cancel() }
+        done?.resume(returning: failure ?? outputFailure)
+        done = nil
     }
 }

@@ -9,11 +9,11 @@ import Streaming
 import Synchronization
 
 /// The kiosk's web side, beside the monitor: the live status page and its event stream, the upload
-/// page, Prometheus metrics and a health check, on Hummingbird in a swift-service-lifecycle group.
-/// The monitor owns the process's signals; it stops this server when it stops.
-/// Threading: `start` and `stop` from the main thread; handlers run on Hummingbird's tasks and never
-/// touch the live analyzer's queue (uploads get a queue of their own).
-public final class WebServer: Sendable {
+/// page, Prometheus metrics and a health check, on Hummingbird. A `Service`: it runs in `listen`'s
+/// service group and shuts down when the group does (after the monitor, which owns the signals).
+/// Threading: handlers run on Hummingbird's tasks and never touch the live analyzer's queue (uploads
+/// get a queue of their own); the sink calls come on the analyzer's queue and only hand events on.
+public final class WebServer: Service, Sendable {
     /// Where to listen and what to allow.
     public struct Settings: Sendable {
         public var host: String
@@ -60,10 +60,9 @@ public final class WebServer: Sendable {
     private let logger: Logger
     private let uploads = DispatchQueue(label: "emotion-monitor.uploads")
     private let uploadsInFlight = Mutex(0)
-    private let group = Mutex<ServiceGroup?>(nil)
     /// False after device loss until the device is reopened (`/healthz` answers 503).
     private let healthy = Mutex(true)
-    private let stopped = DispatchSemaphore(value: 0)
+    private let bound = Mutex<String?>(nil)
 
     /// `metrics`: what `/metrics` exposes, collected by the live pipeline whether or not it serves.
     public init(settings: Settings, monitor: Monitor, metrics: WebMetrics, logger: Logger) {
@@ -74,10 +73,12 @@ public final class WebServer: Sendable {
         hub = EventHub(metrics: metrics)
     }
 
-    /// Starts listening; returns the bound address once the server runs, or throws a one-line error.
-    public func start() throws -> String {
-        let ready = DispatchSemaphore(value: 0)
-        let outcome = Mutex<Result<String, WebError>?>(nil)
+    /// HOST:PORT the server listens on, once it does (with the port the system chose for port 0).
+    public var address: String? { bound.withLock { $0 } }
+
+    /// Serves until the service group shuts down, logging "serving http://HOST:PORT/" once bound;
+    /// a one-line `WebError` when it cannot listen.
+    public func run() async throws {
         let app = Application(
             router: router(),
             // A connection that sends nothing for 30 s, between requests or part-way through one
@@ -86,29 +87,30 @@ public final class WebServer: Sendable {
             server: .http1(configuration: .init(idleTimeout: .seconds(30))),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "emotion-monitor",
                                  availableConnectionsDelegate: MaximumAvailableConnections(Self.connectionLimit(), logger: logger)),
-            onServerRunning: { channel in
-                let port = channel.localAddress?.port ?? self.settings.port
-                let host = self.settings.host.contains(":") ? "[\(self.settings.host)]" : self.settings.host
-                outcome.withLock { $0 = .success("\(host):\(port)") }
-                ready.signal()
+            onServerRunning: { [self] channel in
+                let port = channel.localAddress?.port ?? settings.port
+                let address = (settings.host.contains(":") ? "[\(settings.host)]" : settings.host) + ":\(port)"
+                bound.withLock { $0 = address }
+                logger.notice("serving http://\(address)/")
             },
             logger: logger)
+        // A group of its own, for its own limit: requests get a second to finish after a stop; then
+        // their connections are cancelled, so an upload whose body stopped arriving or an event
+        // client that stopped reading cannot hold the exit. An upload already being analysed still
+        // finishes (its handler awaits the analysis).
         var configuration = ServiceGroupConfiguration(services: [app], logger: logger)
-        // Requests get a second to finish after a stop; then their connections are cancelled, so an
-        // upload whose body stopped arriving or an event client that stopped reading cannot hold the
-        // exit. An upload already being analysed still finishes (its handler awaits the analysis).
         configuration.maximumGracefulShutdownDuration = .seconds(1)
         let group = ServiceGroup(configuration: configuration)
-        self.group.withLock { $0 = group }
-        Task.detached { [self] in
-            do { try await group.run() } catch {
-                outcome.withLock { $0 = $0 ?? .failure(WebError("--serve \(settings.host):\(settings.port): \(error)")) }
-                ready.signal()
+        do {
+            try await withGracefulShutdownHandler {
+                try await group.run()
+            } onGracefulShutdown: { [hub] in
+                hub.finishAll()
+                Task { await group.triggerGracefulShutdown() }
             }
-            stopped.signal()
+        } catch {
+            throw WebError("--serve \(settings.host):\(settings.port): \(error)")
         }
-        ready.wait()
-        return try outcome.withLock { $0! }.get()
     }
 
     /// Uploads held at once: they are analysed one at a time, and each may hold --upload-limit bytes.
@@ -130,14 +132,6 @@ public final class WebServer: Sendable {
 
     /// Whether capture runs, for `/healthz`.
     public func capture(running: Bool) { healthy.withLock { $0 = running } }
-
-    /// Ends every event stream and shuts the server down gracefully; returns when it has.
-    public func stop() {
-        hub.finishAll()
-        guard let group = group.withLock({ $0 }) else { return }
-        Task.detached { await group.triggerGracefulShutdown() }
-        _ = stopped.wait(timeout: .now() + 10)
-    }
 
     private func router() -> Router<BasicRequestContext> {
         // HEAD on every GET route, answered as GET without the body (health checkers send HEAD).
@@ -345,4 +339,7 @@ extension WebServer: LiveEventSink {
     public func receive(health: SourceHealth, dropped: Int) {
         capture(running: !health.reconnecting)
     }
+
+    /// No more events: event streams end now, before the server itself stops.
+    public func finish() { hub.finishAll() }
 }

@@ -4,6 +4,7 @@ import FoundationNetworking
 #endif
 import Logging
 import Model
+import ServiceLifecycle
 import Streaming
 @testable import Web
 import XCTest
@@ -31,6 +32,25 @@ final class WebServerTests: XCTestCase {
         return answer
     }
 
+    /// Runs `server` in a service group of its own, as `listen` does; returns its address and a
+    /// function that shuts the group down and waits until it has.
+    func serve(_ server: WebServer) throws -> (String, () -> Void) {
+        let group = ServiceGroup(configuration: .init(services: [server], logger: Logger(label: "test")))
+        let running = Task { try await group.run() }
+        let deadline = Date().addingTimeInterval(10)
+        while server.address == nil && Date() < deadline { usleep(10_000) }
+        let address = try XCTUnwrap(server.address, "the server did not start listening")
+        return (address, {
+            let stopped = DispatchSemaphore(value: 0)
+            Task {
+                await group.triggerGracefulShutdown()
+                _ = try? await running.value
+                stopped.signal()
+            }
+            XCTAssertEqual(stopped.wait(timeout: .now() + 10), .success)
+        })
+    }
+
     func card() throws -> ModelCard {
         try ModelCard.load(from: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .appendingPathComponent("../../Models/emotion-cnn.json").standardized)
@@ -39,14 +59,15 @@ final class WebServerTests: XCTestCase {
     func testHealthzFollowsTheCaptureAndTheServerStops() throws {
         let server = WebServer(settings: try .init(address: "127.0.0.1:0", token: nil, uploadLimitBytes: 1_000_000),
                                monitor: .init(card: try card(), analyze: { _ in throw WebError("not here") }), metrics: WebMetrics(labels: try card().labels), logger: Logger(label: "test"))
-        let url = "http://" + (try server.start()) + "/"
+        let (address, stop) = try serve(server)
+        let url = "http://" + address + "/"
         XCTAssertEqual(try get(url + "healthz"), 200)
         server.capture(running: false)  // device lost
         XCTAssertEqual(try get(url + "healthz"), 503)
         server.capture(running: true)   // reopened
         XCTAssertEqual(try get(url + "healthz"), 200)
-        server.stop()
-        XCTAssertEqual(try get(url + "healthz"), 0, "nothing listens after stop")
+        stop()
+        XCTAssertEqual(try get(url + "healthz"), 0, "nothing listens after its group shuts down")
     }
 
     func testMultipartFileFieldIsFound() {
@@ -63,8 +84,9 @@ final class WebServerTests: XCTestCase {
     func testHeadWrongMethodsAndTheTokenSchemeAnswerAsHTTPSays() throws {
         let server = WebServer(settings: try .init(address: "127.0.0.1:0", token: "T0k", uploadLimitBytes: 1_000_000),
                                monitor: .init(card: try card(), analyze: { _ in throw WebError("not here") }), metrics: WebMetrics(labels: try card().labels), logger: Logger(label: "test"))
-        let url = "http://" + (try server.start()) + "/"
-        defer { server.stop() }
+        let (address, stop) = try serve(server)
+        defer { stop() }
+        let url = "http://" + address + "/"
         XCTAssertEqual(try Self.request(url + "healthz", method: "HEAD").status, 200, "health checkers send HEAD")
         XCTAssertEqual(try Self.request(url + "metrics", method: "HEAD", headers: ["Authorization": "bearer T0k"]).status, 200,
                        "the scheme's name is case-insensitive")
@@ -83,8 +105,9 @@ final class WebServerTests: XCTestCase {
                                    release.wait()  // an analysis that takes its time
                                    throw WebError("not audio")
                                }), metrics: WebMetrics(labels: try card().labels), logger: Logger(label: "test"))
-        let url = "http://" + (try server.start()) + "/analyze"
-        defer { server.stop() }
+        let (address, stop) = try serve(server)
+        defer { stop() }
+        let url = "http://" + address + "/analyze"
         let held = DispatchGroup()
         for _ in 0..<WebServer.uploadsAtOnce {
             DispatchQueue.global().async(group: held) { _ = try? WebServerTests.request(url, method: "POST", body: Data("RIFF".utf8)) }
