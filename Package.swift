@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.2
 import PackageDescription
 
 /// One system-library target per C dependency; the Swift modules above them each own one concern.
@@ -63,6 +63,7 @@ let package = Package(
             "Streaming", "Output", "Capture", "Features", "Model", "CFMAPeak", "Web", "Broker", "Evaluation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
 
         // libFuzzer target; Tests/fuzz.sh builds it with -sanitize=fuzzer (libFuzzer's main), plain

@@ -8,6 +8,7 @@ extension CaptureThread: AudioSource {
     public var sampleRate: Int { format.sampleRate }
     public var failureDescription: String? { failure?.description }
     public var health: SourceHealth { SourceHealth(overruns: overruns, reopens: reopens, reconnecting: isReconnecting) }
+    public var summary: String { "device \(deviceName), \(format)" }
 }
 
 /// The live pipeline's source and the ring it fills: `replay` played back (in real time unless

@@ -56,12 +56,8 @@ struct Configuration: Codable {
         static let key = CodingUserInfoKey(rawValue: "emotion-monitor.folders")!
 
         static func programFolder() -> URL {
-            var dir = URL(fileURLWithPath: CommandLine.executablePath).resolvingSymlinksInPath().deletingLastPathComponent()
-            for _ in 0..<5 {
-                if FileManager.default.fileExists(atPath: dir.appendingPathComponent(defaultModel).path) { return dir }
-                dir = dir.deletingLastPathComponent()
-            }
-            return URL(fileURLWithPath: "/usr/local/share/emotion-monitor")
+            CommandLine.foldersAbove.first { FileManager.default.fileExists(atPath: $0.appendingPathComponent(defaultModel).path) }
+                ?? URL(fileURLWithPath: "/usr/local/share/emotion-monitor")
         }
 
         /// `path` as written in the config file: absolute, or relative to the file's folder.
@@ -79,7 +75,7 @@ struct Configuration: Codable {
     init(from decoder: Decoder) throws {
         let folders = decoder.userInfo[Folders.key] as? Folders ?? Folders(program: Folders.programFolder())
         let c = try decoder.settings(CodingKeys.self), d = Configuration(folders: folders)
-        model = try c.decodeIfPresent(String.self, forKey: .model).map(folders.written) ?? d.model
+        model = c.contains(.model) ? folders.written(try c.decode(String.self, forKey: .model)) : d.model
         profileModel = try c.value(.profileModel, or: d.profileModel as String?).map(folders.written)
         windows = try c.value(.windows, or: d.windows)
         speech = try c.value(.speech, or: d.speech)
@@ -202,12 +198,8 @@ struct CommonOptions: ParsableArguments {
         }
         let fm = FileManager.default
         if fm.fileExists(atPath: "config.json") { return URL(fileURLWithPath: "config.json") }
-        // From .build/<triple>/release/emotion-monitor or an install prefix, walk up to the checkout.
-        var dir = URL(fileURLWithPath: CommandLine.executablePath).resolvingSymlinksInPath().deletingLastPathComponent()
-        for _ in 0..<5 {
-            let candidate = dir.appendingPathComponent("config.json")
-            if fm.fileExists(atPath: candidate.path) { return candidate }
-            dir = dir.deletingLastPathComponent()
+        if let above = CommandLine.foldersAbove.map({ $0.appendingPathComponent("config.json") }).first(where: { fm.fileExists(atPath: $0.path) }) {
+            return above
         }
         let system = "/etc/emotion-monitor/config.json"
         return fm.fileExists(atPath: system) ? URL(fileURLWithPath: system) : nil
@@ -253,8 +245,8 @@ struct ShowConfiguration: ParsableCommand {
     @OptionGroup var common: CommonOptions
 
     func run() throws {
-        var (config, url, modelURL, _) = try common.resolve()
-        config.model = modelURL.path
+        var (config, url, modelURL, profileModelURL) = try common.resolve()
+        (config.model, config.profileModel) = (modelURL.path, profileModelURL?.path)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         print(String(decoding: try encoder.encode(config), as: UTF8.self))
@@ -264,6 +256,16 @@ struct ShowConfiguration: ParsableCommand {
 }
 
 extension CommandLine {
+    /// The running program's folder and four above it: from .build/<triple>/release/emotion-monitor
+    /// up to the checkout, or an install prefix.
+    static var foldersAbove: [URL] {
+        var dir = URL(fileURLWithPath: executablePath).resolvingSymlinksInPath().deletingLastPathComponent()
+        return (0..<5).map { _ in
+            defer { dir = dir.deletingLastPathComponent() }
+            return dir
+        }
+    }
+
     /// The running program's path (from /proc, so a bare name found on $PATH resolves too).
     static var executablePath: String {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? arguments[0]

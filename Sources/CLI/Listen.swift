@@ -75,11 +75,6 @@ struct Listen: AsyncParsableCommand {
                     .analyze(path: path, segments: true, keepFeatures: true, normalisation: normalisation)
             }), metrics: metrics, logger: logger)
         }
-        var broker: BrokerPublisher?
-        if let mqtt {
-            do { broker = try BrokerPublisher(url: mqtt, metrics: metrics, logger: logger) } catch { throw Failure("\(error)") }
-            logger.notice("publishing events to mqtt://\(broker!.address) on \(broker!.topic)")
-        }
         // The sinks, in the order each event reaches them. On a terminal: the status line. Events on
         // stdout when headless without a log, or when stdout is not a terminal; the log; metrics; web; broker.
         let interactive = !headless && isatty(STDOUT_FILENO) == 1
@@ -92,11 +87,22 @@ struct Listen: AsyncParsableCommand {
         }
         sinks.append(metrics)
         if let web { sinks.append(web) }
-        if let broker { sinks.append(broker) }
-        let session = try LiveSession(config: config, weights: weights, normalisation: normalisation,
+        var broker: BrokerPublisher?
+        if let mqtt {
+            do { broker = try BrokerPublisher(url: mqtt, metrics: metrics, logger: logger) } catch { throw Failure("\(error)") }
+            sinks.append(broker!)
+        }
+        let session: LiveSession
+        do {
+            session = try LiveSession(config: config, weights: weights, normalisation: normalisation,
                                       device: source.device ?? config.listen.device,
                                       replay: source.replay, fast: fast, duration: duration, headless: headless,
                                       sinks: sinks, logger: logger)
+        } catch {
+            _ = broker?.stop(within: 0)  // nothing was published yet
+            throw error
+        }
+        if let broker { logger.notice("publishing events to mqtt://\(broker.address) on \(broker.topic)") }
         // Shut down in reverse: the session (which owns the signals) drains first, then the web
         // side, then the broker, so the last events still reach both. Any one ending ends the rest.
         var services: [any Service] = []

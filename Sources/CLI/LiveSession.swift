@@ -17,7 +17,7 @@ import Streaming
 final class LiveSession: Service, @unchecked Sendable {
     private let queue = DispatchQueue(label: "emotion-monitor.analyzer", qos: .userInteractive)
     private let monitor: LiveMonitor<SlidingWindow>
-    /// Where events go (status line, stdout, log, web side, broker), in that order.
+    /// Where events go (status line, stdout, log, metrics, web side, broker), in that order.
     private var sinks: [LiveEventSink]
     /// The JSON line every sink that sends one shares.
     private let record: EventRecord
@@ -45,7 +45,7 @@ final class LiveSession: Service, @unchecked Sendable {
         hopSeconds = config.windows.hopSeconds
         realTime = !fast
         let (source, ring) = try openSource(device: device, replay: replay, fast: fast, reopen: headless, settings: config.listen)
-        if replay.isEmpty { logger.info("capturing", metadata: ["device": "\(device)", "rate": "\(source.sampleRate)"]) }
+        logger.info("capturing", metadata: ["source": "\(source.summary)"])
         let window = try SlidingWindow(classifier: EmotionClassifier(weights: weights), windows: config.windows,
                                        speech: config.speech, smoothing: config.smoothing, normalisation: normalisation,
                                        inputRate: source.sampleRate)

@@ -12,6 +12,8 @@ public protocol AudioSource: AnyObject {
     var failureDescription: String? { get }
     /// The capture's health now: what the live sinks and the log report.
     var health: SourceHealth { get }
+    /// What it is and what it delivers, for the diagnostics.
+    var summary: String { get }
     func start()
     func stop()
     func waitUntilStopped()
@@ -46,6 +48,8 @@ public final class ReplaySource: AudioSource, @unchecked Sendable {
     private var running = false
     private var stopRequested = false
     private var failure: String?
+
+    public var summary: String { "\(paths.count) recordings at \(sampleRate) Hz" + (realTime ? "" : ", fast") }
 
     /// Blocks of 20 ms: the period a capture device would deliver.
     private var blockFrames: Int { max(1, sampleRate / 50) }

@@ -80,7 +80,7 @@ enum CLI {
 
     /// The settings a run uses (`emotion-monitor config`: the defaults, with absolute paths), and
     /// their step between windows: one live event per hop.
-    static var config: [String: Any] { json(try! run(["config"]).stdout) }
+    nonisolated(unsafe) static let config: [String: Any] = json(try! run(["config"], environment: ["EMOTION_MONITOR_CONFIG": ""]).stdout)
     static let hopSeconds = (config["windows"] as! [String: Any])["hopSeconds"] as! Double
     /// The default model's card.
     static var defaultCard: [String: Any] { json(try! String(contentsOf: URL(fileURLWithPath: config["model"] as! String), encoding: .utf8)) }
