@@ -39,6 +39,16 @@ final class ModelTests: XCTestCase {
             XCTAssertEqual(values.count, expected.count)
             for (a, b) in zip(values, expected) { XCTAssertEqual(a, b, accuracy: 1e-3, "\(name): \(values) against PyTorch's \(expected)") }
         }
+        // Log-probabilities pin the heads where a probability has saturated (a clear voice's sex).
+        func logSoftmax(_ logits: [Float]) -> [Float] {
+            let top = logits.max()!, sum = logits.map { exp($0 - top) }.reduce(0, +)
+            return logits.map { $0 - top - log(sum) }
+        }
+        for (name, logits) in [("emotion_logprob", p.emotionLogits), ("sex_logprob", p.sexLogits)] {
+            let (values, expected) = (logSoftmax(logits), golden.tensors[name]!.values)
+            XCTAssertEqual(values.count, expected.count)
+            for (a, b) in zip(values, expected) { XCTAssertEqual(a, b, accuracy: 0.01 + 0.005 * abs(b), "\(name): \(values) against PyTorch's \(expected)") }
+        }
     }
 
     private func checkGolden(_ weights: ModelWeights, _ golden: SafeTensors) throws {
