@@ -206,59 +206,29 @@ public final class WebServer: Service, Sendable {
         let upload = data
         let plot = request.uri.queryParameters["plot"] == "1"
         let (card, analyze) = (monitor.card, monitor.analyze)
-        let reply = UploadReply()
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { done in
-                reply.wait(done)
-                uploads.async {
-                    // Unlinked once written and read through its descriptor, so that no exit, however
-                    // abrupt, leaves it behind.
-                    guard let (fd, file) = OutputFile.makeTemporary(in: FileManager.default.temporaryDirectory.path, prefix: "emotion-monitor-upload-") else {
-                        return reply.send(.failure(JSONError(.internalServerError, "cannot make a temporary file")))
-                    }
-                    defer { close(fd) }
-                    let written = Result { try OutputFile.writeAll(fd, upload, path: file) }
-                    unlink(file)
-                    guard case .success = written else { return reply.send(.failure(JSONError(.internalServerError, "cannot write a temporary file"))) }
-                    let path = "/proc/self/fd/\(fd)"
-                    do {
-                        var result = try analyze(path)
-                        result.path = "upload"
-                        var line = ClipReport(format: .jsonl, card: card).render(result)
-                        if plot { line = String(line.dropLast()) + ", \"plot\": " + JSON.string(SVGPlot(card: card).render(result)).text + "}" }
-                        reply.send(.success(line))
-                    } catch {
-                        reply.send(.failure(JSONError(.unprocessableContent, "\(error)".replacingOccurrences(of: path, with: "upload"))))
-                    }
+        // Awaited even through a shutdown: the process must not exit while an analysis runs on
+        // another thread (the libraries' teardown would pull the model from under it).
+        return try await withCheckedThrowingContinuation { done in
+            uploads.async {
+                // Unlinked once written and read through its descriptor, so that no exit, however
+                // abrupt, leaves it behind.
+                guard let (fd, file) = OutputFile.makeTemporary(in: FileManager.default.temporaryDirectory.path, prefix: "emotion-monitor-upload-") else {
+                    return done.resume(throwing: JSONError(.internalServerError, "cannot make a temporary file"))
                 }
-            }
-        } onCancel: {
-            // The server is shutting down and its second of grace is over: answer now (the
-            // analysis, already under way, finishes on its queue unheard).
-            reply.send(.failure(JSONError(.serviceUnavailable, "the server is shutting down")))
-        }
-    }
-}
-
-/// The answer to one upload, given once: by its analysis or by the server's shutdown, whichever
-/// comes first. Threading: any thread; the continuation sits behind a mutex.
-private final class UploadReply: Sendable {
-    private let state = Mutex<(continuation: CheckedContinuation<String, any Error>?, early: Result<String, any Error>?)>((nil, nil))
-
-    func wait(_ continuation: CheckedContinuation<String, any Error>) {
-        state.withLock { state in
-            if let early = state.early { continuation.resume(with: early) } else { state.continuation = continuation }
-        }
-    }
-
-    func send(_ result: Result<String, any Error>) {
-        state.withLock { state in
-            if let continuation = state.continuation {
-                continuation.resume(with: result)
-                state.continuation = nil
-                state.early = .failure(CancellationError())  // answered: later sends are dropped
-            } else if state.early == nil {
-                state.early = result
+                defer { close(fd) }
+                let written = Result { try OutputFile.writeAll(fd, upload, path: file) }
+                unlink(file)
+                guard case .success = written else { return done.resume(throwing: JSONError(.internalServerError, "cannot write a temporary file")) }
+                let path = "/proc/self/fd/\(fd)"
+                do {
+                    var result = try analyze(path)
+                    result.path = "upload"
+                    var line = ClipReport(format: .jsonl, card: card).render(result)
+                    if plot { line = String(line.dropLast()) + ", \"plot\": " + JSON.string(SVGPlot(card: card).render(result)).text + "}" }
+                    done.resume(returning: line)
+                } catch {
+                    done.resume(throwing: JSONError(.unprocessableContent, "\(error)".replacingOccurrences(of: path, with: "upload")))
+                }
             }
         }
     }
