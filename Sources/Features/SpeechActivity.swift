@@ -9,6 +9,12 @@ public final class EnergyMeter {
 
     public init() {}
 
+    /// The level of frames with these energies in dBFS (their mean square), -120 for none or silence.
+    public static func levelDbfs<C: Collection>(_ energies: C) -> Double where C.Element == Float {
+        let power = energies.isEmpty ? 0 : Double(energies.reduce(0, +)) / Double(energies.count)
+        return max(-120, 10 * log10(power + 1e-12))
+    }
+
     /// Appends the mean square of each completed frame to `energies`.
     public func process<C: Collection>(_ samples: C, into energies: inout [Float]) where C.Element == Float {
         pending.append(contentsOf: samples)

@@ -88,14 +88,13 @@ public final class SlidingWindow {
         let rate = Double(classifier.card.features.sampleRate)
         let voice = speech.hasVoice(stream.speechEnergies(in: (end - windowSamples)..<end))
         let recent = stream.energies(in: (end - windowSamples)..<end).suffix(hopSamples / EnergyMeter.frameLength)
-        let power = recent.isEmpty ? 0 : Double(recent.reduce(0, +)) / Double(recent.count)
         // Online: the speech up to this window's end joins the speaker mean (silence never moves it).
         let started = DispatchTime.now().uptimeNanoseconds
         means.hear(upTo: end, of: stream)
         let speakerMean = means.current
         speakerMeanSeconds += Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         var event = LiveEvent(end: Double(end) / rate, start: Double(end - windowSamples) / rate, voice: voice,
-                              levelDbfs: max(-120, 10 * log10(power + 1e-12)), normalisation: means.name)
+                              levelDbfs: EnergyMeter.levelDbfs(recent), normalisation: means.name)
         guard voice else {
             smoother.silence()
             return event

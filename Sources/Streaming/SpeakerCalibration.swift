@@ -44,10 +44,7 @@ public final class SpeakerMeanCollector: LiveAnalysis {
             stream.accumulateSpeech(frames: heardFrames..<upTo, into: &mean, gate: gate)
             heardFrames = upTo
         }
-        let recent = stream.energies.suffix(10)
-        let power = recent.isEmpty ? 0 : Double(recent.reduce(0, +)) / Double(recent.count)
-        return [Progress(speechSeconds: speechSeconds, levelDbfs: recent.isEmpty ? -120 : max(-120, 10 * log10(power + 1e-12)),
-                         complete: isComplete)]
+        return [Progress(speechSeconds: speechSeconds, levelDbfs: EnergyMeter.levelDbfs(stream.energies.suffix(10)), complete: isComplete)]
     }
 
     /// Nothing more to report: the mean is what was heard.

@@ -198,8 +198,7 @@ final class HardeningTests: XCTestCase {
         try FileManager.default.copyItem(atPath: angry, toPath: audio.path)
         try FileManager.default.createSymbolicLink(at: link, withDestinationURL: audio)
         let config = dir.appendingPathComponent("config.json")
-        var settings = CLI.config
-        settings["model"] = CLI.root.appendingPathComponent("Models/emotion-cnn.json").path
+        let settings = ["model": CLI.root.appendingPathComponent("Models/emotion-cnn.json").path]
         try JSONSerialization.data(withJSONObject: settings, options: .prettyPrinted).write(to: config)
         let original = try Data(contentsOf: audio), originalConfig = try Data(contentsOf: config)
         let sn = CLI.root.appendingPathComponent("Models/emotion-cnn-sn.json").path
@@ -285,11 +284,7 @@ final class MessageTests: XCTestCase {
 
     func testANumberOfTheWrongKindIsNamedInTheConfigError() throws {
         let dir = try temporaryDirectory(self)
-        var config = CLI.config
-        config["model"] = CLI.root.appendingPathComponent("Models/emotion-cnn.json").path
-        var windows = config["windows"] as! [String: Any]
-        windows["batchWindows"] = 16.5
-        config["windows"] = windows
+        let config: [String: Any] = ["model": CLI.root.appendingPathComponent("Models/emotion-cnn.json").path, "windows": ["batchWindows": 16.5]]
         let url = dir.appendingPathComponent("config.json")
         try JSONSerialization.data(withJSONObject: config).write(to: url)
         let run = try CLI.run(["analyze", angry, "--config", url.path])

@@ -88,14 +88,10 @@ final class SpeechDetectionTests: XCTestCase {
         let dir = try temporaryDirectory(self)
         let junk = dir.appendingPathComponent("junk.onnx")
         try Data((0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 7919) }).write(to: junk)
-        var config = CLI.config
-        config["model"] = CLI.root.appendingPathComponent("Models/emotion-cnn.json").path
         for (model, expected) in [(dir.appendingPathComponent("absent.onnx").path, "not found"), (junk.path, "not a Silero VAD ONNX model"),
                                   (dir.path, "not a regular file")] {
-            var speech = config["speech"] as! [String: Any], detector = speech["detector"] as! [String: Any]
-            detector["model"] = model
-            speech["detector"] = detector
-            config["speech"] = speech
+            let config: [String: Any] = ["model": CLI.root.appendingPathComponent("Models/emotion-cnn.json").path,
+                                         "speech": ["detector": ["model": model]]]
             let file = dir.appendingPathComponent("config.json")
             try JSONSerialization.data(withJSONObject: config).write(to: file)
             let run = try CLI.run(["analyze", "--config", file.path, angry])
