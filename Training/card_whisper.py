@@ -1,7 +1,9 @@
 """Writes Models/emotion-whisper.json, the encoder model's card, from the cross-validation that
 train_head.py measured (runs/head-cv-final.json) and the shipped CNN's figures on the same clips.
 
-  python3 card_whisper.py [--cv runs/head-cv-final.json]
+  python3 card_whisper.py [--cv runs/head-cv-final.json ...]
+
+Several --cv files are runs of disjoint splits (train_head.py --held) with the same recipe; they are merged.
 """
 import argparse
 import json
@@ -22,10 +24,15 @@ def pct(x):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--cv", default="runs/head-cv-final.json")
+    ap.add_argument("--cv", nargs="+", default=["runs/head-cv-final.json"])
     ap.add_argument("--out", default="../Models/emotion-whisper.json")
     args = ap.parse_args()
-    cv = json.loads(pathlib.Path(args.cv).read_text())
+    runs = [json.loads(pathlib.Path(p).read_text()) for p in args.cv]
+    recipe = {k: v for k, v in runs[0]["args"].items() if k not in ("held", "out")}
+    if any({k: v for k, v in r["args"].items() if k not in ("held", "out")} != recipe for r in runs):
+        raise SystemExit("the --cv runs differ in their recipe")
+    cv = {"results": {k: v for r in runs for k, v in r["results"].items()}}
+    augmented = recipe.get("augmented") is not None
     cnn_card = json.loads(pathlib.Path("../Models/emotion-cnn.json").read_text())
     held = {}
     for name, r in cv["results"].items():
@@ -62,22 +69,30 @@ def main():
         "training": {
             "data": "every clip of the nine corpora in ../shared/data (19,299 clips, about 336 speakers, 8 languages)",
             "recipe": "encoder outputs cached per analysis window (3 s, the windows analyze lays over the speech region; "
-                      "21,506 windows), clean audio only (extract.py --copies adds augmented copies; not used here); "
-                      "heads trained full-batch with AdamW (lr 3e-3, weight decay 0.05, 200 steps, dropout 0.2, label "
+                      "21,506 windows), "
+                      + ("plus one augmented copy of every clip (extract.py --copies 1: on half of them the clip played "
+                         "0.9-1.1x as fast, reverb 50 %, coloured noise at 5-30 dB SNR 60 %, a channel EQ 50 %, gain +-6 dB; "
+                         "22,346 windows); " if augmented else "clean audio only (extract.py --copies adds augmented copies; not used here); ")
+                      + "heads trained full-batch with AdamW (lr 3e-3, weight decay 0.05, 200 steps, dropout 0.2, label "
                       "smoothing 0.1 on emotion), every (corpus, class) cell weighted equally so no corpus or class "
                       "drowns the others; then the sex layer fitted again alone (300 steps, no dropout) on the learned "
                       "mix standardised over the windows of known sex, each (corpus, sex) cell weighted equally "
                       "(jointly trained, it heard TESS's two women as male: 61.8 % held out, 94.2 % refitted)",
             "command": "cd Training && python3 extract.py --shard 0/2 & python3 extract.py --shard 1/2 (17 min on 2 cores); "
-                       "python3 train_head.py --export ../Models/emotion-whisper.safetensors (4 min)",
+                       + ("python3 extract.py --copies 1 --no-clean --out runs/features-aug --shard 0/2 & ... --shard 1/2 "
+                          "(19 min); python3 train_head.py --augmented runs/features-aug --export "
+                          "../Models/emotion-whisper.safetensors (8 min)" if augmented else
+                          "python3 train_head.py --export ../Models/emotion-whisper.safetensors (4 min)"),
         },
         "evaluation": {
             "protocol": "leave one corpus out (a head trained on the other eight corpora, scored on every clip of the "
                         "one left out) for each corpus but RAVDESS; RAVDESS 5-fold by actor (01-04, 05-08, ...), the "
                         "other eight corpora in every fold. Clip label: mean probabilities over its 3 s windows. "
                         "Own classes: the argmax over the classes the corpus has. BAVED counts for sex only.",
-            "command": "cd Training && python3 train_head.py (about 35 min on 2 cores); python3 card_whisper.py",
-            "scoredBy": "PyTorch on the cached encoder outputs of the clean windows; the Swift engine matches "
+            "command": ("cd Training && python3 train_head.py --augmented runs/features-aug (about 80 min on 2 cores); "
+                        "python3 card_whisper.py --cv runs/head-cv.json" if augmented else
+                        "cd Training && python3 train_head.py (about 35 min on 2 cores); python3 card_whisper.py"),
+            "scoredBy": "PyTorch on the cached encoder outputs of the clean windows (never an augmented copy); the Swift engine matches "
                         "PyTorch within 1e-3 in probability (Tests/ModelTests)",
             "meanOwnUar": {"model": round(sum(held[k]["ownUar"] for k in emotional) / len(emotional), 1),
                            "cnn": round(sum(held[k]["cnnOwnUar"] for k in emotional) / len(emotional), 1),

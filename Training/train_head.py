@@ -14,6 +14,9 @@ out, five RAVDESS folds) take 34 minutes on two CPU cores, 50 on one (`--threads
 
   python3 train_head.py                 # every split, a table and runs/head-cv.json
   python3 train_head.py --layers 0-3    # which pooled states to weight (0 = the input to block 0)
+  python3 train_head.py --augmented runs/features-aug --held tess,urdu
+                                        # train on the clean windows and their augmented copies
+                                        # (extract.py --no-clean), score two splits (clean windows only)
   python3 train_head.py --export ../Models/emotion-whisper.safetensors
                                         # no scoring: one head on all nine corpora (states 0-7, as
                                         # shipped), for the product, and the golden fixture that pins
@@ -190,6 +193,8 @@ def export(model, layers, path, golden, encoder_path):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--features", default="runs/features")
+    ap.add_argument("--augmented", help="a folder of augmented copies (extract.py --no-clean) to train on beside the clean windows")
+    ap.add_argument("--held", default=",".join(corpora.ALL), help="which splits to score (ravdess = its 5 folds)")
     ap.add_argument("--layers", default="0-7")
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--decay", type=float, default=0.05)
@@ -205,31 +210,41 @@ def main():
     layers = list(range(lo, hi + 1))
     started = time.time()
     x, corpus, clip, emotion, sex, speaker = load(args.features, layers)
-    print(f"{len(x)} windows, {len(np.unique(clip))} clips, layers {layers}, loaded in {time.time() - started:.0f} s")
+    copy = np.zeros(len(x), bool)  # an augmented copy: trained on, never scored
+    if args.augmented:
+        parts = [(x, corpus, clip, emotion, sex, speaker), load(args.augmented, layers)]
+        copy = np.concatenate([copy, np.ones(len(parts[1][0]), bool)])
+        x, corpus, clip, emotion, sex, speaker = (np.concatenate(p) for p in zip(*parts))
+        del parts
+    print(f"{len(x)} windows ({copy.sum()} augmented), {len(np.unique(clip))} clips, layers {layers}, loaded in {time.time() - started:.0f} s")
     if args.export:
         keep = corpus != args.exclude
         model = fit(x[keep], corpus[keep], emotion[keep], sex[keep], args.steps, args.decay)
         return export(model, layers, args.export, args.golden, args.encoder)
     results = {}
-    for held in corpora.ALL[1:]:
+    held_out = args.held.split(",")
+    for held in [c for c in corpora.ALL[1:] if c in held_out]:
         test = corpus == held
         model = fit(x[~test], corpus[~test], emotion[~test], sex[~test], args.steps, args.decay)
+        test &= ~copy
         pe, ps = predict(model, x[test])
         results[held] = score(pe, ps, clip[test], emotion[test], sex[test], classes_of(emotion, test))
         results[held]["mix"] = torch.softmax(model[0].mix, 0).detach().numpy().round(3).tolist()
         print(held, {k: v for k, v in results[held].items() if k != "confusion"}, f"{time.time() - started:.0f} s", flush=True)
     actors = np.array([int(s.split("-")[1]) if c == "ravdess" else 0 for s, c in zip(speaker, corpus)])
     folds = []
-    for f in range(5):
+    for f in range(5 if "ravdess" in held_out else 0):
         test = (corpus == "ravdess") & ((actors - 1) // 4 == f)  # actors 01-04, 05-08, ...: the CNN's folds
         model = fit(x[~test], corpus[~test], emotion[~test], sex[~test], args.steps, args.decay)
+        test &= ~copy
         pe, ps = predict(model, x[test])
         folds.append(score(pe, ps, clip[test], emotion[test], sex[test], list(EMOTIONS)))
-    results["ravdess"] = {k: float(np.mean([f[k] for f in folds])) for k in ("accuracy", "own_uar", "sex_accuracy")}
-    results["ravdess"]["std"] = float(np.std([f["accuracy"] for f in folds]))
-    results["ravdess"]["per_fold"] = [f["accuracy"] for f in folds]
-    results["ravdess"]["confusion"] = np.sum([f["confusion"] for f in folds], 0).tolist()
-    results["ravdess"]["labels"] = list(EMOTIONS)
+    if folds:
+        results["ravdess"] = {k: float(np.mean([f[k] for f in folds])) for k in ("accuracy", "own_uar", "sex_accuracy")}
+        results["ravdess"]["std"] = float(np.std([f["accuracy"] for f in folds]))
+        results["ravdess"]["per_fold"] = [f["accuracy"] for f in folds]
+        results["ravdess"]["confusion"] = np.sum([f["confusion"] for f in folds], 0).tolist()
+        results["ravdess"]["labels"] = list(EMOTIONS)
     print(f"{'held out':10} {'8-class':>8} {'own acc':>8} {'own UAR':>8} {'sex':>6}")
     for k, r in results.items():
         print(f"{k:10} {100 * r.get('accuracy', float('nan')):8.1f} {100 * r.get('own_accuracy', r.get('accuracy', float('nan'))):8.1f}"
