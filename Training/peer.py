@@ -90,8 +90,7 @@ def main():
         if "encoder" in card:  # Whisper's log-mel per window, the encoder, the head of train_head.py
             waves = torch.from_numpy(np.stack([fe.cut(wave, s, window) for s in fe.window_starts(region, len(wave))]))
             pooled = whisper.pooled(encoder.hidden_states(whisper.log_mel(waves)))[:, :states]
-            z = torch.einsum("nld,l->nd", (pooled - head["mean"]) / head["std"], head["mix"])
-            emotion = z @ head["emotion.weight"].T + head["emotion.bias"]
+            emotion = pooled.reshape(len(pooled), -1) @ head["emotion.weight"].T + head["emotion.bias"]
             return card["labels"][int(emotion.softmax(-1).mean(0).argmax())]
         # The whole file's log-mel, then each window's frames from the frame its start falls in, as
         # `analyze` does (log-floor frames outside the file). librosa centres the 400-sample window in

@@ -6,7 +6,8 @@ The head: a softmax-weighted sum of the per-layer pooled statistics (each layer 
 training windows), then linear emotion (8) and sex (2) layers. The sex layer is fitted again, alone,
 on the learned mix standardised once more (300 steps, no dropout): trained jointly it called TESS's
 two women male (61.8 % held out; alone 92.5 %, probe_sex_pitch.py). Its standardisation is folded
-into its weights, so the exported head keeps its shape. Every (corpus, class) cell weighs the
+into its weights. `--export` folds everything (standardisation, mix, ensemble members) into one
+linear layer per head over the raw pooled states, which is all the product reads. Every (corpus, class) cell weighs the
 same in the emotion loss and every (corpus, sex) cell in the sex loss, so neither EmoSpeech's 6,624
 clips nor TESS's one voice pair drowns the rest. A clip's label is the mean of its windows' probabilities,
 as `analyze` and `evaluate` take it. Full-batch AdamW, 200 steps: the thirteen splits (eight corpora left
@@ -57,39 +58,73 @@ def load(folder, layers):
 
 
 class Head(torch.nn.Module):
-    def __init__(self, layers, width):
+    """Emotion (8) and sex (2) logits from standardised pooled states. 'mix': one softmax-weighted
+    sum of the states (weights learned) under linear layers; 'concat': linear layers over every state
+    (a weight per state and channel: more to learn, and it hears other things)."""
+
+    def __init__(self, layers, width, kind="mix"):
         super().__init__()
+        assert kind in ("mix", "concat"), kind
+        self.kind = kind
         self.mix = torch.nn.Parameter(torch.zeros(layers))
-        self.emotion = torch.nn.Linear(width, len(EMOTIONS))
-        self.sex = torch.nn.Linear(width, 2)
+        inputs = layers * width if kind == "concat" else width
+        self.emotion = torch.nn.Linear(inputs, len(EMOTIONS))
+        self.sex = torch.nn.Linear(inputs, 2)
         self.drop = torch.nn.Dropout(0.2)
 
-    def forward(self, x):  # (N, L, width), standardised
-        z = self.drop(torch.einsum("nld,l->nd", x, torch.softmax(self.mix, 0)))  # no (N, L, width) temporary
+    @property
+    def states_first(self):
+        """The layout `forward` takes: (L, N, width) for a mix, (N, L, width) for 'concat'."""
+        return self.kind != "concat"
+
+    def mixed(self, x):
+        """Standardised states in this head's layout -> the emotion and sex layers' input."""
+        if self.kind == "concat":
+            return x.reshape(len(x), -1)
+        # One matrix-vector product over the states: 5x faster than einsum, and no (L, N, width) temporary.
+        layers, n, width = x.shape
+        return (torch.softmax(self.mix, 0) @ x.reshape(layers, -1)).reshape(n, width)
+
+    def forward(self, x):
+        z = self.mixed(x)
+        if self.kind != "concat":
+            z = self.drop(z)
         return self.emotion(z), self.sex(z)
 
 
-def cell_weights(groups, labels):
-    """Per-window weights making every (group, label) cell sum to the same, 0 where label < 0."""
+def cell_weights(groups, labels, shares=None):
+    """Per-window weights making every (group, label) cell sum to the same, 0 where label < 0; with
+    `shares` ({group: weight}), each group's cells share its weight equally instead."""
     w = np.zeros(len(labels))
     keys = [(g, l) for g, l in zip(groups, labels)]
     cells = {k: 0 for k in keys if k[1] >= 0}
     for k in keys:
         if k[1] >= 0:
             cells[k] += 1
+    per_group = {g: sum(1 for c in cells if c[0] == g) for g, _ in cells}
     for i, k in enumerate(keys):
         if k[1] >= 0:
-            w[i] = 1.0 / cells[k]
+            w[i] = (1.0 if shares is None else shares[k[0]] / per_group[k[0]]) / cells[k]
     return w / max(w.sum(), 1e-12)
 
 
-def fit(x, corpus, emotion, sex, steps, decay, seed=0):
+# AdamW's weight decay per kind of head: the concat head, with a weight per state and channel, needs
+# the stronger pull (held-out mean own-class UAR 44.3 % at 0.05, 45.3 % at 1.0; probe_heads.py).
+DECAY = {"mix": 0.05, "concat": 1.0}
+
+
+def fit(x, corpus, emotion, sex, steps=200, decay=None, kind="mix", shares=None, seed=0):
+    """A model: a list of (head, mean, std), one per kind in `kind` ('mix+concat': an ensemble of two,
+    their logits averaged). `decay` None: the kind's own (DECAY)."""
+    if "+" in kind:
+        return [m for k in kind.split("+") for m in fit(x, corpus, emotion, sex, steps, decay, k, shares, seed)]
+    decay = DECAY[kind] if decay is None else decay
     torch.manual_seed(seed)
     mean, std = x.mean(0), x.std(0) + 1e-4
-    xt = torch.from_numpy((x - mean) / std)
-    head = Head(x.shape[1], x.shape[2])
+    head = Head(x.shape[1], x.shape[2], kind)
+    xt = standardised(x, mean, std, head.states_first)
     opt = torch.optim.AdamW(head.parameters(), lr=3e-3, weight_decay=decay)
-    we, ws = (torch.from_numpy(cell_weights(corpus, y)).float() for y in (emotion, sex))
+    we, ws = (torch.from_numpy(cell_weights(corpus, y, shares)).float() for y in (emotion, sex))
     ye, ys = torch.from_numpy(np.maximum(emotion, 0)), torch.from_numpy(np.maximum(sex, 0))
     for _ in range(steps):
         opt.zero_grad()
@@ -100,7 +135,7 @@ def fit(x, corpus, emotion, sex, steps, decay, seed=0):
         opt.step()
     head.eval()
     refit_sex(head, xt, corpus, sex)
-    return head, mean, std
+    return [(head, mean, std)]
 
 
 def refit_sex(head, x, corpus, sex, steps=300, decay=0.05):
@@ -110,7 +145,7 @@ def refit_sex(head, x, corpus, sex, steps=300, decay=0.05):
     torch.manual_seed(1)
     known = torch.from_numpy(sex >= 0)
     with torch.no_grad():
-        z = torch.einsum("nld,l->nd", x[known], torch.softmax(head.mix, 0))
+        z = head.mixed(x[:, known] if head.states_first else x[known])
     zmean, zstd = z.mean(0), z.std(0) + 1e-4
     layer = torch.nn.Linear(z.shape[1], 2)
     opt = torch.optim.AdamW(layer.parameters(), lr=3e-3, weight_decay=decay)
@@ -126,11 +161,50 @@ def refit_sex(head, x, corpus, sex, steps=300, decay=0.05):
         head.sex.bias.copy_(layer.bias - (layer.weight * zmean / zstd).sum(1))
 
 
-def predict(model, x):
-    head, mean, std = model
+def standardised(x, mean, std, states_first):
+    """(N, L, width) windows standardised, as (L, N, width) when `states_first`."""
+    z = (x - mean) / std
+    return torch.from_numpy(np.ascontiguousarray(z.transpose(1, 0, 2)) if states_first else z)
+
+
+def log_probabilities(model, x):
+    """(N, 8 + 2): the emotion and sex log-probabilities `model` gives the windows `x` (N, L, width),
+    from its members' mean logits."""
+    le, ls = 0, 0
     with torch.no_grad():
-        le, ls = head(torch.from_numpy((x - mean) / std))
-    return torch.softmax(le, 1).numpy(), torch.softmax(ls, 1).numpy()
+        for head, mean, std in model:
+            e, s = head(standardised(x, mean, std, head.states_first))
+            le, ls = le + e / len(model), ls + s / len(model)
+    return torch.cat([torch.log_softmax(le, 1), torch.log_softmax(ls, 1)], 1).numpy()
+
+
+def folded(model):
+    """The model as one linear layer per head over the raw pooled states flattened ([L * width]), as
+    the product runs it: each member's layer weights and standardisation folded in, members averaged."""
+    out = {}
+    for name in ("emotion", "sex"):
+        weight, bias = 0, 0
+        for head, mean, std in model:
+            layer = getattr(head, name)
+            w = layer.weight.detach().numpy().astype(np.float64)
+            if head.kind == "concat":
+                w = w.reshape(len(w), *mean.shape)
+            else:
+                w = w[:, None, :] * torch.softmax(head.mix, 0).detach().numpy()[None, :, None]
+            w = w / std
+            weight = weight + w.reshape(len(w), -1) / len(model)
+            bias = bias + (layer.bias.detach().numpy() - (w * mean).sum((1, 2))) / len(model)
+        out[f"{name}.weight"], out[f"{name}.bias"] = weight.astype(np.float32), bias.astype(np.float32)
+    return out
+
+
+def probabilities(logp):
+    """Emotion and sex probabilities from `log_probabilities` (or a mean of several: an ensemble)."""
+    return tuple(torch.softmax(torch.from_numpy(p), 1).numpy() for p in (logp[:, :len(EMOTIONS)], logp[:, len(EMOTIONS):]))
+
+
+def predict(model, x):
+    return probabilities(log_probabilities(model, x))
 
 
 def score(pe, ps, clip, emotion, sex, classes):
@@ -164,30 +238,86 @@ def classes_of(emotion, mask):
 
 
 def export(model, layers, path, golden, encoder_path):
-    """Writes the head (softmaxed layer weights, per-layer standardisation, the two linear layers)
-    and a golden fixture: one window of a test clip, and the probabilities (and log-probabilities)
-    this head gives it."""
-    head, mean, std = model
-    tensors = {"mix": torch.softmax(head.mix, 0).detach().numpy(), "mean": mean, "std": std}
-    for name in ("emotion", "sex"):
-        layer = getattr(head, name)
-        tensors[f"{name}.weight"] = layer.weight.detach().numpy()
-        tensors[f"{name}.bias"] = layer.bias.detach().numpy()
-    safetensors_io.save(path, tensors, {"states": f"{layers[0]}-{layers[-1]}"})
+    """Writes the heads folded (`folded`) and a golden fixture: one window of a test clip, and the
+    probabilities and log-probabilities the unfolded model gives it, so that the fixture pins the
+    folding as well as Swift."""
+    assert layers[0] == 0, "the product feeds the states from the first on"
+    safetensors_io.save(path, folded(model), {"states": f"{layers[0]}-{layers[-1]}"})
     import soundfile as sf
     x, _ = sf.read("../Tests/Clips/Actor_02/03-01-03-02-01-01-02.flac", dtype="float32")
     window = x[8000:56000]  # 0.5 s in, 3 s: the golden test cuts the same samples
     encoder = whisper.Encoder(whisper.read_ct2(encoder_path), layers=max(layers) if max(layers) < 7 else None)
     with torch.no_grad():
         pooled = whisper.pooled(encoder.hidden_states(whisper.log_mel(torch.from_numpy(window[None]))))
-    pe, ps = predict(model, pooled[:, layers].numpy())
+    logp = log_probabilities(model, pooled[:, layers].numpy())
+    pe, ps = probabilities(logp)
     # Log-probabilities too: a saturated probability (the sex of a clear voice) would pin nothing.
-    with torch.no_grad():
-        le, ls = head(torch.from_numpy((pooled[:, layers].numpy() - mean) / std))
-    safetensors_io.save(golden, {"emotion": pe[0], "sex": ps[0], "emotion_logprob": torch.log_softmax(le, 1)[0].numpy(),
-                                 "sex_logprob": torch.log_softmax(ls, 1)[0].numpy()},
+    safetensors_io.save(golden, {"emotion": pe[0], "sex": ps[0], "emotion_logprob": logp[0, :len(EMOTIONS)],
+                                 "sex_logprob": logp[0, len(EMOTIONS):]},
                         {"clip": "Tests/Clips/Actor_02/03-01-03-02-01-01-02.flac", "samples": "8000-56000"})
     print(f"wrote {path} and {golden}: emotion {pe[0].round(3).tolist()} sex {ps[0].round(3).tolist()}")
+
+
+class Data:
+    """Every cached window (clean, then any augmented copies) with its clip's labels."""
+
+    def __init__(self, features, augmented, layers):
+        self.layers = layers
+        self.x, self.corpus, self.clip, self.emotion, self.sex, self.speaker = load(features, layers)
+        self.copy = np.zeros(len(self.x), bool)  # an augmented copy: trained on, never scored
+        if augmented:
+            parts = [(self.x, self.corpus, self.clip, self.emotion, self.sex, self.speaker), load(augmented, layers)]
+            self.copy = np.concatenate([self.copy, np.ones(len(parts[1][0]), bool)])
+            self.x, self.corpus, self.clip, self.emotion, self.sex, self.speaker = (np.concatenate(p) for p in zip(*parts))
+
+    def fit(self, keep, balance="cells", **recipe):
+        """A head on the windows `keep`; balance 'cells': every (corpus, class) cell weighs the same;
+        'speakers': each corpus weighs the square root of its speakers, shared by its cells."""
+        shares = None
+        if balance == "speakers":
+            shares = {c: len(set(self.speaker[keep & (self.corpus == c)])) ** 0.5 for c in set(self.corpus[keep])}
+        return fit(self.x[keep], self.corpus[keep], self.emotion[keep], self.sex[keep], shares=shares, **recipe)
+
+    def score(self, test, classes, logp):
+        """Figures of the clean windows `test` from their log-probabilities (one row per clean window)."""
+        test = test[~self.copy]
+        pe, ps = probabilities(logp[test])
+        return score(pe, ps, self.clip[~self.copy][test], self.emotion[~self.copy][test], self.sex[~self.copy][test], classes)
+
+    def splits(self, held_out):
+        """(name, windows held out) of every split named in `held_out`: each corpus but RAVDESS left
+        out, and RAVDESS's 5 folds by actor (01-04, 05-08, ...: the CNN's folds)."""
+        out = [(held, self.corpus == held) for held in corpora.ALL[1:] if held in held_out]
+        actors = np.array([int(s.split("-")[1]) if c == "ravdess" else 0 for s, c in zip(self.speaker, self.corpus)])
+        return out + [(f"ravdess{f + 1}", (self.corpus == "ravdess") & ((actors - 1) // 4 == f))
+                      for f in range(5 if "ravdess" in held_out else 0)]
+
+
+def cross_validate(data, held_out, **recipe):
+    """Every clean window's log-probabilities from the head of the split that held it out, for the
+    splits named in `held_out` (a corpus left out; 'ravdess': its 5 folds by actor; zero elsewhere)."""
+    logp = np.zeros(((~data.copy).sum(), len(EMOTIONS) + 2), np.float32)
+    for name, test in data.splits(held_out):
+        logp[test[~data.copy]] = log_probabilities(data.fit(~test, **recipe), data.x[test & ~data.copy])
+        print(f"{name} fitted", flush=True)
+    return logp
+
+
+def figures(data, held_out, logp):
+    """Per held-out corpus (RAVDESS: the mean of its folds) the figures of `score`, from `cross_validate`'s log-probabilities."""
+    results, folds = {}, []
+    for name, test in data.splits(held_out):
+        if name.startswith("ravdess"):
+            folds.append(data.score(test, list(EMOTIONS), logp))
+        else:
+            results[name] = data.score(test, classes_of(data.emotion, test), logp)
+    if folds:
+        results["ravdess"] = {k: float(np.mean([f[k] for f in folds])) for k in ("accuracy", "own_uar", "sex_accuracy")}
+        results["ravdess"]["std"] = float(np.std([f["accuracy"] for f in folds]))
+        results["ravdess"]["per_fold"] = [f["accuracy"] for f in folds]
+        results["ravdess"]["confusion"] = np.sum([f["confusion"] for f in folds], 0).tolist()
+        results["ravdess"]["labels"] = list(EMOTIONS)
+    return results
 
 
 def main():
@@ -196,8 +326,9 @@ def main():
     ap.add_argument("--augmented", help="a folder of augmented copies (extract.py --no-clean) to train on beside the clean windows")
     ap.add_argument("--held", default=",".join(corpora.ALL), help="which splits to score (ravdess = its 5 folds)")
     ap.add_argument("--layers", default="0-7")
+    ap.add_argument("--kind", default="mix", help="mix, concat, or an ensemble such as mix+concat")
     ap.add_argument("--steps", type=int, default=200)
-    ap.add_argument("--decay", type=float, default=0.05)
+    ap.add_argument("--decay", type=float, help="AdamW's weight decay (default: each kind's own, DECAY)")
     ap.add_argument("--out", default="runs/head-cv.json")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--export", help="fit one head on every window and write it here (safetensors)")
@@ -209,42 +340,21 @@ def main():
     lo, hi = map(int, args.layers.split("-"))
     layers = list(range(lo, hi + 1))
     started = time.time()
-    x, corpus, clip, emotion, sex, speaker = load(args.features, layers)
-    copy = np.zeros(len(x), bool)  # an augmented copy: trained on, never scored
-    if args.augmented:
-        parts = [(x, corpus, clip, emotion, sex, speaker), load(args.augmented, layers)]
-        copy = np.concatenate([copy, np.ones(len(parts[1][0]), bool)])
-        x, corpus, clip, emotion, sex, speaker = (np.concatenate(p) for p in zip(*parts))
-        del parts
-    print(f"{len(x)} windows ({copy.sum()} augmented), {len(np.unique(clip))} clips, layers {layers}, loaded in {time.time() - started:.0f} s")
+    data = Data(args.features, args.augmented, layers)
+    print(f"{len(data.x)} windows ({data.copy.sum()} augmented), {len(np.unique(data.clip))} clips, layers {layers}, "
+          f"loaded in {time.time() - started:.0f} s")
+    recipe = {"steps": args.steps, "decay": args.decay, "kind": args.kind}
     if args.export:
-        keep = corpus != args.exclude
-        model = fit(x[keep], corpus[keep], emotion[keep], sex[keep], args.steps, args.decay)
-        return export(model, layers, args.export, args.golden, args.encoder)
-    results = {}
-    held_out = args.held.split(",")
-    for held in [c for c in corpora.ALL[1:] if c in held_out]:
-        test = corpus == held
-        model = fit(x[~test], corpus[~test], emotion[~test], sex[~test], args.steps, args.decay)
-        test &= ~copy
-        pe, ps = predict(model, x[test])
-        results[held] = score(pe, ps, clip[test], emotion[test], sex[test], classes_of(emotion, test))
-        results[held]["mix"] = torch.softmax(model[0].mix, 0).detach().numpy().round(3).tolist()
-        print(held, {k: v for k, v in results[held].items() if k != "confusion"}, f"{time.time() - started:.0f} s", flush=True)
-    actors = np.array([int(s.split("-")[1]) if c == "ravdess" else 0 for s, c in zip(speaker, corpus)])
-    folds = []
-    for f in range(5 if "ravdess" in held_out else 0):
-        test = (corpus == "ravdess") & ((actors - 1) // 4 == f)  # actors 01-04, 05-08, ...: the CNN's folds
-        model = fit(x[~test], corpus[~test], emotion[~test], sex[~test], args.steps, args.decay)
-        test &= ~copy
-        pe, ps = predict(model, x[test])
-        folds.append(score(pe, ps, clip[test], emotion[test], sex[test], list(EMOTIONS)))
-    if folds:
-        results["ravdess"] = {k: float(np.mean([f[k] for f in folds])) for k in ("accuracy", "own_uar", "sex_accuracy")}
-        results["ravdess"]["std"] = float(np.std([f["accuracy"] for f in folds]))
-        results["ravdess"]["per_fold"] = [f["accuracy"] for f in folds]
-        results["ravdess"]["confusion"] = np.sum([f["confusion"] for f in folds], 0).tolist()
-        results["ravdess"]["labels"] = list(EMOTIONS)
+        model = data.fit(data.corpus != args.exclude, **recipe)
+        export(model, layers, args.export, args.golden, args.encoder)
+        if args.exclude:  # a card for `emotion-monitor evaluate --model`: the shipped one's, naming these weights
+            card = json.loads(pathlib.Path("../Models/emotion-whisper.json").read_text())
+            path = pathlib.Path(args.export)
+            card.update(name=f"{card['name']} without {args.exclude}", weights=path.name)
+            card.pop("evaluation")
+            path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+        return
+    results = figures(data, args.held.split(","), cross_validate(data, args.held.split(","), **recipe))
     print(f"{'held out':10} {'8-class':>8} {'own acc':>8} {'own UAR':>8} {'sex':>6}")
     for k, r in results.items():
         print(f"{k:10} {100 * r.get('accuracy', float('nan')):8.1f} {100 * r.get('own_accuracy', r.get('accuracy', float('nan'))):8.1f}"

@@ -61,9 +61,12 @@ public final class ModelWeights: @unchecked Sendable {
         let known: Set<String>
         if let encoder, let spec = card.encoder {
             convs = []
-            (emotion, sex) = try Self.foldHeads(tensors, file: file, states: spec.states, width: 2 * encoder.width,
-                                                outputs: (card.labels.count, card.sexLabels.count))
-            known = ["mix", "mean", "std", "emotion.weight", "emotion.bias", "sex.weight", "sex.bias"]
+            // One linear layer per head over every state's pooled [mean; std]: train_head.py's export folds
+            // the heads' standardisation, layer weights and ensemble members into it.
+            let inputs = spec.states * 2 * encoder.width
+            emotion = try Self.dense(tensors, "emotion", outputs: card.labels.count, inputs: inputs, file: file)
+            sex = try Self.dense(tensors, "sex", outputs: card.sexLabels.count, inputs: inputs, file: file)
+            known = ["emotion.weight", "emotion.bias", "sex.weight", "sex.bias"]
         } else {
             (convs, emotion, sex) = try Self.cnn(card.architecture!, tensors, file: file, card: card)
             known = Set(convs.indices.flatMap { b in
@@ -101,39 +104,15 @@ public final class ModelWeights: @unchecked Sendable {
             convs.append(Conv(inChannels: inChannels, outChannels: out, weight: weight, bias: bias))
             inChannels = out
         }
-        func dense(_ name: String, _ outputs: Int, extraInputs: Int = 0) throws -> Dense {
-            let inputs = 2 * inChannels + extraInputs
-            return Dense(inputs: inputs, outputs: outputs,
-                         weight: try tensors.tensor("\(name).weight", shape: [outputs, inputs], file: file),
-                         bias: try tensors.tensor("\(name).bias", shape: [outputs], file: file))
-        }
-        return (convs, try dense("emotion", card.labels.count), try dense("sex", card.sexLabels.count, extraInputs: architecture.sexPitchInputs))
+        return (convs, try dense(tensors, "emotion", outputs: card.labels.count, inputs: 2 * inChannels, file: file),
+                try dense(tensors, "sex", outputs: card.sexLabels.count, inputs: 2 * inChannels + architecture.sexPitchInputs, file: file))
     }
 
-    /// The encoder heads (Training/train_head.py) read z = sum over states l of mix[l] * (pooled[l] - mean[l]) / std[l];
-    /// folded here into one linear layer over every state's pooled [mean; std], so a window costs one product per head.
-    private static func foldHeads(_ tensors: SafeTensors, file: String, states: Int, width: Int,
-                                  outputs: (Int, Int)) throws -> (Dense, Dense) {
-        let mix = try tensors.tensor("mix", shape: [states], file: file)
-        let mean = try tensors.tensor("mean", shape: [states, width], file: file)
-        let std = try tensors.tensor("std", shape: [states, width], file: file)
-        guard std.allSatisfy({ $0 > 0 }) else { throw ModelError.corrupt(file, reason: "tensor 'std' must be positive") }
-        func fold(_ name: String, _ n: Int) throws -> Dense {
-            let w = try tensors.tensor("\(name).weight", shape: [n, width], file: file)
-            var bias = try tensors.tensor("\(name).bias", shape: [n], file: file)
-            var folded = [Float](repeating: 0, count: n * states * width)
-            for o in 0..<n {
-                for l in 0..<states {
-                    for c in 0..<width {
-                        let scale = w[o * width + c] * mix[l] / std[l * width + c]
-                        folded[(o * states + l) * width + c] = scale
-                        bias[o] -= scale * mean[l * width + c]
-                    }
-                }
-            }
-            return Dense(inputs: states * width, outputs: n, weight: folded, bias: bias)
-        }
-        return (try fold("emotion", outputs.0), try fold("sex", outputs.1))
+    /// A linear layer `name` ("emotion" or "sex") of `outputs` × `inputs`.
+    private static func dense(_ tensors: SafeTensors, _ name: String, outputs: Int, inputs: Int, file: String) throws -> Dense {
+        Dense(inputs: inputs, outputs: outputs,
+              weight: try tensors.tensor("\(name).weight", shape: [outputs, inputs], file: file),
+              bias: try tensors.tensor("\(name).bias", shape: [outputs], file: file))
     }
 }
 
