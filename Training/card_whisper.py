@@ -10,6 +10,11 @@ import json
 import pathlib
 
 from model import EMOTIONS
+from train_head import DECAY
+
+# What each kind of head in train_head.py does with the standardised pooled states.
+HEADS = {"mix": "a 'mix' head: the states summed by learned softmax weights, dropout 0.2, two linear layers (8 emotions, 2 sexes)",
+         "concat": "a 'concat' head: two linear layers reading every state through weights of its own (8 x 1024 inputs)"}
 
 # The shipped CNN on the same held-out clips: `emotion-monitor evaluate ../shared/data/NAME --format json`
 # for the five corpora it never heard, README "On corpora it never heard" (its leave-one-out models) for
@@ -33,6 +38,8 @@ def main():
         raise SystemExit("the --cv runs differ in their recipe")
     cv = {"results": {k: v for r in runs for k, v in r["results"].items()}}
     augmented = recipe.get("augmented") is not None
+    kinds = recipe.get("kind", "mix").split("+")
+    flags = f" --kind {recipe.get('kind', 'mix')}" + (" --augmented runs/features-aug" if augmented else "")
     cnn_card = json.loads(pathlib.Path("../Models/emotion-cnn.json").read_text())
     held = {}
     for name, r in cv["results"].items():
@@ -48,7 +55,7 @@ def main():
     emotional = [k for k in held if k not in ("ravdess", "baved")]
     card = {
         "name": "emotion-whisper",
-        "date": "2026-12-04",
+        "date": "2026-12-07",
         "weights": "emotion-whisper.safetensors",
         "labels": list(EMOTIONS),
         "sexLabels": ["male", "female"],
@@ -64,7 +71,10 @@ def main():
                       "setup.sh installs it, sha256-pinned",
             "description": "Whisper log-mel (80 bands, 25 ms / 10 ms, clamped per window) -> encoder; pooled mean and std "
                            "over time of 8 hidden states (the input to block 1, each block's output, the final norm), "
-                           "each standardised, mixed by learned softmax weights, two linear heads (8 emotions, 2 sexes)",
+                           "each standardised over the training windows; "
+                           + " and ".join(HEADS[k] for k in kinds)
+                           + (" (their logits averaged)" if len(kinds) > 1 else "")
+                           + "; shipped folded into one linear layer per output over the raw pooled states",
         },
         "training": {
             "data": "every clip of the nine corpora in ../shared/data (19,299 clips, about 336 speakers, 8 languages)",
@@ -73,25 +83,23 @@ def main():
                       + ("plus one augmented copy of every clip (extract.py --copies 1: on half of them the clip played "
                          "0.9-1.1x as fast, reverb 50 %, coloured noise at 5-30 dB SNR 60 %, a channel EQ 50 %, gain +-6 dB; "
                          "22,346 windows); " if augmented else "clean audio only (extract.py --copies adds augmented copies; not used here); ")
-                      + "heads trained full-batch with AdamW (lr 3e-3, weight decay 0.05, 200 steps, dropout 0.2, label "
-                      "smoothing 0.1 on emotion), every (corpus, class) cell weighted equally so no corpus or class "
-                      "drowns the others; then the sex layer fitted again alone (300 steps, no dropout) on the learned "
-                      "mix standardised over the windows of known sex, each (corpus, sex) cell weighted equally "
+                      + "heads trained full-batch with AdamW (lr 3e-3, 200 steps, label smoothing 0.1 on emotion; weight "
+                      "decay " + ", ".join(f"{DECAY[k]} for the {k} head" for k in kinds) + "), every (corpus, class) cell "
+                      "weighted equally so no corpus or class drowns the others; then each head's sex layer fitted again "
+                      "alone (300 steps, no dropout) on its input standardised over the windows of known sex, each "
+                      "(corpus, sex) cell weighted equally "
                       "(jointly trained, it heard TESS's two women as male: 61.8 % held out, 94.2 % refitted)",
             "command": "cd Training && python3 extract.py --shard 0/2 & python3 extract.py --shard 1/2 (17 min on 2 cores); "
                        + ("python3 extract.py --copies 1 --no-clean --out runs/features-aug --shard 0/2 & ... --shard 1/2 "
-                          "(19 min); python3 train_head.py --augmented runs/features-aug --export "
-                          "../Models/emotion-whisper.safetensors (8 min)" if augmented else
-                          "python3 train_head.py --export ../Models/emotion-whisper.safetensors (4 min)"),
+                          "(19 min); " if augmented else "")
+                       + f"python3 train_head.py{flags} --export ../Models/emotion-whisper.safetensors",
         },
         "evaluation": {
             "protocol": "leave one corpus out (a head trained on the other eight corpora, scored on every clip of the "
                         "one left out) for each corpus but RAVDESS; RAVDESS 5-fold by actor (01-04, 05-08, ...), the "
                         "other eight corpora in every fold. Clip label: mean probabilities over its 3 s windows. "
                         "Own classes: the argmax over the classes the corpus has. BAVED counts for sex only.",
-            "command": ("cd Training && python3 train_head.py --augmented runs/features-aug (about 80 min on 2 cores); "
-                        "python3 card_whisper.py --cv runs/head-cv.json" if augmented else
-                        "cd Training && python3 train_head.py (about 35 min on 2 cores); python3 card_whisper.py"),
+            "command": f"cd Training && python3 train_head.py{flags} --out runs/head-cv-final.json; python3 card_whisper.py",
             "scoredBy": "PyTorch on the cached encoder outputs of the clean windows (never an augmented copy); the Swift engine matches "
                         "PyTorch within 1e-3 in probability (Tests/ModelTests)",
             "meanOwnUar": {"model": round(sum(held[k]["ownUar"] for k in emotional) / len(emotional), 1),

@@ -3,7 +3,8 @@ Loads the cache once and runs every split (leave one corpus out, RAVDESS 5-fold 
 variant named, keeping every clean window's held-out log-probabilities in runs/probe/NAME.npz, and
 prints own-class UAR per held-out corpus, their mean, RAVDESS's 8-class accuracy and held-out sex.
 `--combine` scores ensembles of variants already run (their log-probabilities averaged, which a
-linear head can fold into one layer) without fitting anything.
+linear head can fold into one layer) without fitting anything (the same figures as
+`train_head.py --kind A+B`: the same heads, seeds and windows).
 
   python3 probe_heads.py mix concat                      # variants below
   python3 probe_heads.py mix --augmented runs/features-aug   # saved as mix+aug
@@ -24,10 +25,8 @@ from model import EMOTIONS
 # name: the recipe (keyword arguments of train_head.Data.fit)
 VARIANTS = {
     "mix": {},
-    "concat": {"kind": "concat", "decay": 0.05},
-    "concat-decay1": {"kind": "concat", "decay": 1.0},
-    "speakers": {"balance": "speakers"},
-    "concat-speakers": {"kind": "concat", "balance": "speakers"},
+    "concat": {"kind": "concat"},
+    "concat-decay0.05": {"kind": "concat", "decay": 0.05},
 }
 SAVED = pathlib.Path("runs/probe")
 

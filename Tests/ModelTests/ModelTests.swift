@@ -1,6 +1,6 @@
 import Features
 import Foundation
-import Model
+@testable import Model
 import XCTest
 
 /// The Swift CNN must reproduce PyTorch's logits for the shipped model on golden inputs.
@@ -48,6 +48,23 @@ final class ModelTests: XCTestCase {
             let (values, expected) = (logSoftmax(logits), golden.tensors[name]!.values)
             XCTAssertEqual(values.count, expected.count)
             for (a, b) in zip(values, expected) { XCTAssertEqual(a, b, accuracy: 0.01 + 0.005 * abs(b), "\(name): \(values) against PyTorch's \(expected)") }
+        }
+        // The heads trained on encoder outputs cached as float16: a head that heard differences below that
+        // resolution would turn the program's float32 rounding into its answer (a held-out SAVEE head once
+        // called every man female here and 99 % of them male in PyTorch). Rounding the window's pooled
+        // states to float16 must move no logit by more than a few hundredths.
+        var mel: [Float] = []
+        window.withUnsafeBufferPointer { WhisperLogMel().compute($0, into: &mel) }
+        let pooled = Array(mel.withUnsafeBufferPointer {
+            WhisperEncoder(weights: weights.encoder!).pooledStates(mel: $0, frames: $0.count / WhisperLogMel.melBands)
+        }.prefix(weights.card.encoder!.states).joined())
+        for (name, head) in [("emotion", weights.emotion), ("sex", weights.sex)] {
+            XCTAssertEqual(head.inputs, pooled.count)
+            for o in 0..<head.outputs {
+                let row = head.weight[(o * head.inputs)..<((o + 1) * head.inputs)]
+                let shift = zip(row, pooled).reduce(Float(0)) { $0 + $1.0 * (Float(Float16($1.1)) - $1.1) }
+                XCTAssertLessThan(abs(shift), 0.05, "\(name) logit \(o) moves by \(shift) when its input is rounded to float16")
+            }
         }
     }
 
