@@ -269,7 +269,9 @@ final class WebTests: XCTestCase {
         let (status, _) = server.stop()
         upload.waitUntilExit()
         XCTAssertEqual(status, 0)
-        XCTAssertLessThan(Date().timeIntervalSince(started), 15)
+        // The stop waits for the one analysis in flight: seconds on an idle machine, 17 s once on two
+        // busy cores. The bound is there to catch a stop that never comes, not to time it.
+        XCTAssertLessThan(Date().timeIntervalSince(started), 60)
         let left = try FileManager.default.contentsOfDirectory(atPath: FileManager.default.temporaryDirectory.path)
             .filter { $0.hasPrefix("emotion-monitor-upload-") }
         XCTAssertEqual(left, [], "the upload's temporary file is removed")
