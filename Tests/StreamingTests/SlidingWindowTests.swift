@@ -133,6 +133,18 @@ final class SlidingWindowTests: XCTestCase {
         }
     }
 
+    /// The speech detector decides whether a file has speech; its label's windows lie over the loud
+    /// frames, where training laid them, not over the frames the detector heard.
+    func testTheLabelWindowsLieOverTheLoudFramesWhereTrainingLaidThem() throws {
+        let silero = QuietSkippingTests.speech
+        let heard = try ClipAnalyzer(classifier: EmotionClassifier(weights: Self.weights), windows: WindowSettings(), speech: silero)
+        let (stream, _) = try heard.features(path: Self.clip)
+        let n = stream.sampleCount
+        XCTAssertNotEqual(silero.region(energies: stream.speechEnergies, sampleCount: n),
+                          silero.region(energies: stream.energies, sampleCount: n), "the detector narrows this clip's region")
+        XCTAssertEqual(try heard.analyze(path: Self.clip).speechRegion, try analyzer().analyze(path: Self.clip).speechRegion)
+    }
+
     func testSilenceIsReportedNotClassifiedAndShortStreamsGetOneWindow() throws {
         let window = try SlidingWindow(classifier: EmotionClassifier(weights: Self.weights), windows: WindowSettings(),
                                        speech: SpeechActivity(), smoothing: SmoothingSettings(), inputRate: 16_000)
