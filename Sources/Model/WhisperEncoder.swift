@@ -256,7 +256,10 @@ public final class WhisperEncoder {
 /// (1.6e-38, just above the smallest normal float), never a denormal.
 @inline(__always) func fastExp(_ x: Float) -> Float {
     let x = max(x, -87)
-    let n = (x * 1.44269504).rounded(.toNearestOrEven)
+    // Rounded by adding 1.5 * 2^23, which leaves n in the low bits: unlike `rounded()` (a libm call) and
+    // `Int32(_:)` (a trap on overflow), it lets the softmax loop vectorise.
+    let shifted = x * 1.44269504 + 12_582_912
+    let n = shifted - 12_582_912
     let r = x - n * 0.693359375 + n * 2.12194440e-4
     var p: Float = 1.9875691500e-4
     p = p * r + 1.3981999507e-3
@@ -264,5 +267,5 @@ public final class WhisperEncoder {
     p = p * r + 4.1665795894e-2
     p = p * r + 1.6666665459e-1
     p = p * r + 5.0000001201e-1
-    return (p * r * r + r + 1) * Float(bitPattern: UInt32(bitPattern: Int32(n) + 127) << 23)
+    return (p * r * r + r + 1) * Float(bitPattern: (shifted.bitPattern &- 0x4B40_0000 &+ 127) &<< 23)
 }
