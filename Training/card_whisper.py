@@ -41,8 +41,9 @@ def main():
         raise SystemExit("the --cv runs differ in their recipe")
     cv = {"results": {k: v for r in runs for k, v in r["results"].items()}}
     augmented = recipe.get("augmented") is not None
-    kinds = recipe.get("kind", "mix").split("+")
-    flags = f" --kind {recipe.get('kind', 'mix')}" + (" --augmented runs/features-aug" if augmented else "")
+    kind = recipe.get("kind", "mix")
+    kinds = kind.split("+")
+    flags = f" --kind {kind}" + (" --augmented runs/features-aug" if augmented else "")
     cnn_card = json.loads(pathlib.Path("../Models/emotion-cnn.json").read_text())
     held = {}
     for name, r in cv["results"].items():

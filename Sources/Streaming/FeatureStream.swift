@@ -138,8 +138,8 @@ public final class FeatureStream {
         energies[heldEnergies(in: range)]
     }
 
-    /// The same with every frame the detector heard no speech in set to 0: what the voice gate, the
-    /// speech region and speaker means read (the level meter and the plot read `energies`).
+    /// The same with every frame the detector heard no speech in set to 0: what the voice gate and
+    /// speaker means read (the level meter, the plot and a recording's speech region read `energies`).
     public func speechEnergies(in range: Range<Int>) -> [Float] {
         let held = heldEnergies(in: range)
         guard gatesSpeech else { return Array(energies[held]) }
