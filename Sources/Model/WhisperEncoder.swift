@@ -82,11 +82,13 @@ public final class WhisperEncoderWeights: @unchecked Sendable {
 }
 
 /// Runs the encoder on one log-mel input at a time (WhisperLogMel's band-major layout): every
-/// product is one sgemm, activations time-major ([frame][width]).
+/// product is one sgemm, activations time-major ([frame][width]), each residual added by its sgemm.
 /// Threading: not thread-safe (it owns scratch buffers); use one per thread over shared weights.
 public final class WhisperEncoder {
     public let weights: WhisperEncoderWeights
-    private var x: [Float] = [], y: [Float] = [], wide: [Float] = [], columns: [Float] = [], scores: [Float] = []
+    // Grow-only: a stream of equal windows allocates nothing after the first (a resized array was a
+    // malloc and a zero-fill of up to 1.2 MB several times per block).
+    private var x = ScratchBuffer(), y = ScratchBuffer(), wide = ScratchBuffer(), columns = ScratchBuffer(), scores = ScratchBuffer()
 
     public init(weights: WhisperEncoderWeights) { self.weights = weights }
 
@@ -99,22 +101,31 @@ public final class WhisperEncoder {
     public func forEachState(mel: UnsafeBufferPointer<Float>, frames t: Int, _ body: (UnsafeBufferPointer<Float>) -> Void) {
         let w = weights, d = w.width, n = Self.outputFrames(melFrames: t)
         precondition(mel.count == 80 * t && t >= 1 && n <= w.maxFrames, "a Whisper input is [80][1...\(2 * w.maxFrames)]")
+        // Sized once per call, before any pointer is taken: a later growth would move the buffer.
+        let x = self.x.reserve(n * d), y = self.y.reserve(d * t), wide = self.wide.reserve(4 * d * n)
+        let columns = self.columns.reserve(max(80 * t, d * n) * 3), scores = self.scores.reserve(n * n)
         // conv1 ([d][t]) then conv2 ([d][n]), each an im2col and one sgemm.
-        convolve(w.conv1, input: mel, channels: 80, length: t, stride: 1, outputLength: t, into: &y)
-        gelu(&y)
-        y.withUnsafeBufferPointer { convolve(w.conv2, input: $0, channels: d, length: t, stride: 2, outputLength: n, into: &wide) }
-        gelu(&wide)
-        resize(&x, n * d)
-        for f in 0..<n { for c in 0..<d { x[f * d + c] = wide[c * n + f] + w.positions[f * d + c] } }
-        x.withUnsafeBufferPointer(body)
+        convolve(w.conv1, input: mel.baseAddress!, channels: 80, length: t, stride: 1, outputLength: t, columns: columns, into: y)
+        gelu(y, count: d * t)
+        convolve(w.conv2, input: y, channels: d, length: t, stride: 2, outputLength: n, columns: columns, into: wide)
+        gelu(wide, count: d * n)
+        w.positions.withUnsafeBufferPointer { positions in
+            for f in 0..<n { for c in 0..<d { x[f * d + c] = wide[c * n + f] + positions[f * d + c] } }
+        }
+        let state = UnsafeBufferPointer(start: x, count: n * d)
+        body(state)
         for block in w.blocks {
-            attention(block, frames: n)
-            feedForward(block, frames: n)
-            x.withUnsafeBufferPointer(body)
+            attention(block, frames: n, x: x, y: y, wide: wide, scores: scores)
+            // Feed-forward: x += down(GELU(up(norm(x)))).
+            layerNorm(block.feedForwardNorm, x, into: y, frames: n)
+            multiply(y, block.up, frames: n, into: wide)
+            gelu(wide, count: n * block.up.outputs)
+            multiply(wide, block.down, frames: n, into: x, accumulating: true)
+            body(state)
         }
         if w.layers == w.totalLayers {
-            layerNorm(w.finalNorm, x, into: &y, frames: n)
-            y.withUnsafeBufferPointer(body)
+            layerNorm(w.finalNorm, x, into: y, frames: n)
+            body(UnsafeBufferPointer(start: y, count: n * d))
         }
     }
 
@@ -124,112 +135,93 @@ public final class WhisperEncoder {
         let d = weights.width, n = Self.outputFrames(melFrames: t)
         forEachState(mel: mel, frames: t) { state in
             var pooled = [Float](repeating: 0, count: 2 * d)
-            for f in 0..<n { for c in 0..<d { pooled[c] += state[f * d + c] } }
-            for c in 0..<d { pooled[c] /= Float(n) }
-            for f in 0..<n { for c in 0..<d { let e = state[f * d + c] - pooled[c]; pooled[d + c] += e * e } }
-            for c in 0..<d { pooled[d + c] = (pooled[d + c] / Float(n)).squareRoot() }
+            pooled.withUnsafeMutableBufferPointer { p in
+                let mean = p.baseAddress!, std = mean + d, s = state.baseAddress!
+                for f in 0..<n { for c in 0..<d { mean[c] += s[f * d + c] } }
+                for c in 0..<d { mean[c] /= Float(n) }
+                for f in 0..<n { for c in 0..<d { let e = s[f * d + c] - mean[c]; std[c] += e * e } }
+                for c in 0..<d { std[c] = (std[c] / Float(n)).squareRoot() }
+            }
             out.append(pooled)
         }
         return out
     }
 
-    private func attention(_ block: WhisperEncoderWeights.Block, frames n: Int) {
+    /// x += attentionOut(self-attention(norm(x))); `y`, `wide` and `scores` are scratch.
+    private func attention(_ block: WhisperEncoderWeights.Block, frames n: Int, x: UnsafeMutablePointer<Float>,
+                           y: UnsafeMutablePointer<Float>, wide: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>) {
         let d = weights.width, h = weights.heads, dh = d / h
-        layerNorm(block.attentionNorm, x, into: &y, frames: n)
-        y.withUnsafeBufferPointer { multiply($0, block.qkv, frames: n, into: &wide) }
-        resize(&scores, n * n)
-        resize(&y, n * d)
+        layerNorm(block.attentionNorm, x, into: y, frames: n)
+        multiply(y, block.qkv, frames: n, into: wide)
         let scale = 1 / Float(dh).squareRoot()
-        wide.withUnsafeBufferPointer { qkv in
-            scores.withUnsafeMutableBufferPointer { s in
-                y.withUnsafeMutableBufferPointer { out in
-                    for head in 0..<h {
-                        let q = qkv.baseAddress! + head * dh, k = q + d, v = q + 2 * d
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(n), Int32(dh), scale,
-                                    q, Int32(3 * d), k, Int32(3 * d), 0, s.baseAddress, Int32(n))
-                        for r in 0..<n { softmaxRow(s.baseAddress! + r * n, count: n) }
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(dh), Int32(n), 1,
-                                    s.baseAddress, Int32(n), v, Int32(3 * d), 0, out.baseAddress! + head * dh, Int32(d))
-                    }
-                }
+        for head in 0..<h {
+            let q = wide + head * dh, k = q + d, v = q + 2 * d
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(n), Int32(dh), scale,
+                        q, Int32(3 * d), k, Int32(3 * d), 0, scores, Int32(n))
+            for r in 0..<n { softmaxRow(scores + r * n, count: n) }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(dh), Int32(n), 1,
+                        scores, Int32(n), v, Int32(3 * d), 0, y + head * dh, Int32(d))
+        }
+        multiply(y, block.attentionOut, frames: n, into: x, accumulating: true)
+    }
+
+    /// out[frames][outputs] = input[frames][inputs] · weightᵀ + bias, or, `accumulating`, out += that
+    /// (a residual connection added by the sgemm itself, with no pass of its own).
+    private func multiply(_ input: UnsafePointer<Float>, _ layer: WhisperEncoderWeights.Linear, frames n: Int,
+                          into out: UnsafeMutablePointer<Float>, accumulating: Bool = false) {
+        let m = layer.outputs
+        layer.bias.withUnsafeBufferPointer { bias in
+            for f in 0..<n {
+                let row = out + f * m
+                if accumulating { for o in 0..<m { row[o] += bias[o] } } else { row.update(from: bias.baseAddress!, count: m) }
             }
         }
-        y.withUnsafeBufferPointer { multiply($0, block.attentionOut, frames: n, into: &wide) }
-        for i in 0..<(n * d) { x[i] += wide[i] }
-    }
-
-    private func feedForward(_ block: WhisperEncoderWeights.Block, frames n: Int) {
-        layerNorm(block.feedForwardNorm, x, into: &y, frames: n)
-        y.withUnsafeBufferPointer { multiply($0, block.up, frames: n, into: &wide) }
-        gelu(&wide)
-        wide.withUnsafeBufferPointer { multiply($0, block.down, frames: n, into: &y) }
-        for i in 0..<(n * weights.width) { x[i] += y[i] }
-    }
-
-    /// out[frames][outputs] = input[frames][inputs] · weightᵀ + bias.
-    private func multiply(_ input: UnsafeBufferPointer<Float>, _ layer: WhisperEncoderWeights.Linear, frames n: Int, into out: inout [Float]) {
-        resize(&out, n * layer.outputs)
-        out.withUnsafeMutableBufferPointer { o in
-            for f in 0..<n { (o.baseAddress! + f * layer.outputs).update(from: layer.bias, count: layer.outputs) }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(layer.outputs), Int32(layer.inputs), 1,
-                        input.baseAddress, Int32(layer.inputs), layer.weight, Int32(layer.inputs), 1, o.baseAddress, Int32(layer.outputs))
-        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(m), Int32(layer.inputs), 1,
+                    input, Int32(layer.inputs), layer.weight, Int32(layer.inputs), 1, out, Int32(m))
     }
 
     /// A kernel-3, padding-1 convolution of input [channels][length]: out [outputs][outputLength].
-    private func convolve(_ conv: WhisperEncoderWeights.Linear, input: UnsafeBufferPointer<Float>, channels: Int,
-                          length: Int, stride: Int, outputLength m: Int, into out: inout [Float]) {
-        resize(&columns, channels * 3 * m)
+    private func convolve(_ conv: WhisperEncoderWeights.Linear, input: UnsafePointer<Float>, channels: Int, length: Int,
+                          stride: Int, outputLength m: Int, columns: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
         for c in 0..<channels {
             for k in 0..<3 {
-                let row = (c * 3 + k) * m
+                let row = columns + (c * 3 + k) * m, source = input + c * length
                 for t in 0..<m {
                     let s = t * stride + k - 1
-                    columns[row + t] = s >= 0 && s < length ? input[c * length + s] : 0
+                    row[t] = s >= 0 && s < length ? source[s] : 0
                 }
             }
         }
-        resize(&out, conv.outputs * m)
-        out.withUnsafeMutableBufferPointer { o in
-            for r in 0..<conv.outputs { (o.baseAddress! + r * m).update(repeating: conv.bias[r], count: m) }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(conv.outputs), Int32(m), Int32(channels * 3), 1,
-                        conv.weight, Int32(channels * 3), columns, Int32(m), 1, o.baseAddress, Int32(m))
-        }
+        for r in 0..<conv.outputs { (out + r * m).update(repeating: conv.bias[r], count: m) }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(conv.outputs), Int32(m), Int32(channels * 3), 1,
+                    conv.weight, Int32(channels * 3), columns, Int32(m), 1, out, Int32(m))
     }
 
-    private func layerNorm(_ norm: WhisperEncoderWeights.Norm, _ input: [Float], into out: inout [Float], frames n: Int) {
+    private func layerNorm(_ norm: WhisperEncoderWeights.Norm, _ input: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, frames n: Int) {
         let d = weights.width
-        resize(&out, n * d)
-        for f in 0..<n {
-            var mean: Float = 0, variance: Float = 0
-            for c in 0..<d { mean += input[f * d + c] }
-            mean /= Float(d)
-            for c in 0..<d { let e = input[f * d + c] - mean; variance += e * e }
-            let scale = 1 / (variance / Float(d) + 1e-5).squareRoot()
-            for c in 0..<d { out[f * d + c] = (input[f * d + c] - mean) * scale * norm.gamma[c] + norm.beta[c] }
+        norm.gamma.withUnsafeBufferPointer { gamma in
+            norm.beta.withUnsafeBufferPointer { beta in
+                for f in 0..<n {
+                    let row = input + f * d, normed = out + f * d
+                    let mean = laneSum(row, count: d) / Float(d)
+                    let scale = 1 / (laneSquaredDeviations(row, count: d, from: mean) / Float(d) + 1e-5).squareRoot()
+                    for c in 0..<d { normed[c] = (row[c] - mean) * scale * gamma[c] + beta[c] }
+                }
+            }
         }
     }
 
     private func softmaxRow(_ row: UnsafeMutablePointer<Float>, count: Int) {
-        var peak = -Float.infinity
-        for i in 0..<count { peak = max(peak, row[i]) }
-        var sum: Float = 0
+        let peak = laneMax(row, count: count)
         for i in 0..<count { row[i] = fastExp(row[i] - peak) }  // apart from the sum, so it vectorises
-        for i in 0..<count { sum += row[i] }
-        let scale = 1 / sum
+        let scale = 1 / laneSum(row, count: count)
         for i in 0..<count { row[i] *= scale }
     }
 
     /// The exact (erf) GELU, as Whisper was trained with; erf without a libm call, so the loop vectorises
     /// (libm's erff was an eighth of the encoder's time).
-    private func gelu(_ values: inout [Float]) {
-        values.withUnsafeMutableBufferPointer { v in
-            for i in v.indices { v[i] = 0.5 * v[i] * (1 + fastErf(v[i] * 0.70710678)) }
-        }
-    }
-
-    private func resize(_ buffer: inout [Float], _ count: Int) {
-        if buffer.count != count { buffer = [Float](repeating: 0, count: count) }
+    private func gelu(_ values: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count { values[i] = 0.5 * values[i] * (1 + fastErf(values[i] * 0.70710678)) }
     }
 }
 
@@ -268,4 +260,62 @@ public final class WhisperEncoder {
     p = p * r + 1.6666665459e-1
     p = p * r + 5.0000001201e-1
     return (p * r * r + r + 1) * Float(bitPattern: (shifted.bitPattern &- 0x4B40_0000 &+ 127) &<< 23)
+}
+
+/// A grow-only float buffer: it keeps the largest size asked for, so equal requests allocate nothing.
+/// Threading: owned by one `WhisperEncoder`.
+struct ScratchBuffer: ~Copyable {
+    private var base = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    private var capacity = 1
+
+    /// At least `count` floats (contents undefined); a pointer from an earlier call is invalid after a growth.
+    mutating func reserve(_ count: Int) -> UnsafeMutablePointer<Float> {
+        if count > capacity {
+            base.deallocate()
+            base = .allocate(capacity: count)
+            capacity = count
+        }
+        return base
+    }
+
+    deinit { base.deallocate() }
+}
+
+// Reductions sixteen lanes at a time: a plain loop's sum keeps its order, so the compiler may not vectorise it.
+
+@inline(__always) private func lanes(_ p: UnsafePointer<Float>, _ i: Int) -> SIMD16<Float> {
+    UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self)
+}
+
+/// p[0] + … + p[count - 1].
+@inline(__always) func laneSum(_ p: UnsafePointer<Float>, count: Int) -> Float {
+    var acc = SIMD16<Float>(), i = 0
+    while i + 16 <= count { acc += lanes(p, i); i += 16 }
+    var sum = acc.sum()
+    while i < count { sum += p[i]; i += 1 }
+    return sum
+}
+
+/// Σ (p[i] - mean)².
+@inline(__always) func laneSquaredDeviations(_ p: UnsafePointer<Float>, count: Int, from mean: Float) -> Float {
+    var acc = SIMD16<Float>(), i = 0
+    while i + 16 <= count { let e = lanes(p, i) - mean; acc += e * e; i += 16 }
+    var sum = acc.sum()
+    while i < count { let e = p[i] - mean; sum += e * e; i += 1 }
+    return sum
+}
+
+/// The largest of p[0..<count] (count ≥ 1). Eight lanes by `replace(with:where:)`: SIMD's own
+/// `pointwiseMax` and `max()` go through memory lane by lane (40x slower, measured).
+@inline(__always) func laneMax(_ p: UnsafePointer<Float>, count: Int) -> Float {
+    var acc = SIMD8<Float>(repeating: -.infinity), i = 0
+    while i + 8 <= count {
+        let v = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self)
+        acc.replace(with: v, where: v .> acc)
+        i += 8
+    }
+    var peak = -Float.infinity
+    for lane in 0..<8 where acc[lane] > peak { peak = acc[lane] }
+    while i < count { if p[i] > peak { peak = p[i] }; i += 1 }
+    return peak
 }

@@ -49,6 +49,21 @@ final class WhisperEncoderTests: XCTestCase {
         XCTAssertEqual(Array(a.prefix(4)), b)
     }
 
+    /// The encoder keeps its scratch between calls: a shorter input after a longer one, then the longer
+    /// again, give exactly what a fresh encoder gives them.
+    func testNothingCarriesOverFromOneInputToTheNext() throws {
+        let reused = try encoder()
+        let mel = golden.tensors["mel"]!, t = mel.shape[1], short = t / 2 + 1
+        let shortMel = (0..<80).flatMap { band in mel.values[(band * t)..<(band * t + short)] }  // band-major
+        func pooled(_ encoder: WhisperEncoder, _ values: [Float], _ frames: Int) -> [[Float]] {
+            values.withUnsafeBufferPointer { encoder.pooledStates(mel: $0, frames: frames) }
+        }
+        let first = pooled(reused, mel.values, t)
+        XCTAssertTrue(pooled(reused, shortMel, short) == pooled(WhisperEncoder(weights: reused.weights), shortMel, short),
+                      "the shorter input after the longer differs from a fresh encoder's")
+        XCTAssertTrue(pooled(reused, mel.values, t) == first, "the longer input again differs from its first result")
+    }
+
     /// The softmax's exp, rounded by bit tricks so its loop vectorises: within 2 ulp of libm's on the
     /// whole range a softmax gives it (x <= 0), the floor e^-87 below -87, and never a denormal.
     func testFastExpAgreesWithExpWhereTheSoftmaxUsesIt() {
