@@ -1,7 +1,8 @@
 """The peer that `analyze` is measured against: the shipped card's front end and weights run the way
 most speech-emotion projects run them (librosa for decoding, resampling and the log-mel, PyTorch for
 the CNN, or Whisper's log-mel, encoder and head for an encoder card), on one core, clip for clip as `analyze` does (speech region, 3 s windows 0.5 s apart, mean
-of their softmax). In the same run it times `emotion-monitor analyze --jobs 1` on the same core, and
+of their softmax; `analyze` runs with `--hop 0.5` so that both take the same windows: its own default
+hop is 1 s). In the same run it times `emotion-monitor analyze --jobs 1` on the same core, and
 checks that both give every file the same label.
 
     python3 Training/peer.py [--model Models/emotion-cnn.json] [--limit N] [--vad] [DIR]   # DIR: RAVDESS by default
@@ -24,6 +25,7 @@ os.environ.update({k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "
 os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, inherited by `analyze`
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+HOP = 0.5  # seconds between windows: Training/frontend.py's WINDOW_HOP_SECONDS (checked once it is imported)
 
 
 def main():
@@ -45,7 +47,7 @@ def main():
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     out = subprocess.run([args.binary, "analyze", "--jobs", "1", "--format", "jsonl", "--model", args.model,
-                          "--vad", "silero" if args.vad else "energy", *files], capture_output=True, text=True).stdout
+                          "--vad", "silero" if args.vad else "energy", "--hop", str(HOP), *files], capture_output=True, text=True).stdout
     product_wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     product_cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
@@ -59,6 +61,7 @@ def main():
     sys.path.insert(0, str(ROOT / "Training"))
     import frontend as fe
     import model as cnn
+    assert fe.WINDOW_HOP_SECONDS == HOP, "peer.py's HOP must be frontend.py's WINDOW_HOP_SECONDS"
 
     torch.set_num_threads(1)
     f = card["features"]

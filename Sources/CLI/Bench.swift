@@ -9,7 +9,7 @@ import Streaming
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure speed: real-time factor of decode + features + CNN on one thread, the split, files/s on all cores.")
+        abstract: "Measure speed: real-time factor of decode + features + model on one thread, the split, files/s on all cores.")
 
     @Argument(help: "Folder of audio files (default: ../shared/data/ravdess beside the checkout).")
     var directory: String?
@@ -23,7 +23,7 @@ struct Bench: ParsableCommand {
     @Option(help: "With --live: seconds of real-time replay.")
     var seconds: Double = 60
 
-    @Option(help: "Also time one stream this many hours long (the files repeated) through features and the CNN; 0 skips it.")
+    @Option(help: "Also time one stream this many hours long (the files repeated) through features and the model; 0 skips it.")
     var longHours: Double = 1
 
     @OptionGroup var common: CommonOptions
@@ -75,14 +75,14 @@ struct Bench: ParsableCommand {
         let vad = analyzer.voiceDetectorSeconds
         print(config.speech.detector == nil ? "    speech detector: none (energy gate alone)"
               : String(format: "    of which Silero VAD %.5f  (%.1f%%)", vad / audio, 100 * vad / single))
-        print(String(format: "  CNN             %.5f  (%.1f%%)", model / audio, 100 * model / single))
+        print(String(format: "  model           %.5f  (%.1f%%)", model / audio, 100 * model / single))
         let windows = analyzer.modelWindows - warmWindows
         let gmacs = Double(windows * weights.multiplyAddsPerWindow) / model / 1e9
         var isa: UnsafePointer<CChar>?
         let peak = fma_peak_gflops(1, &isa) / 2
-        print(String(format: "  CNN speed       %.1f GMAC/s over %d windows, batches of %d: %.0f%% of one core's fp32 FMA peak (%.1f GFMA/s, %@, measured)",
+        print(String(format: "  model speed     %.1f GMAC/s over %d windows, batches of %d: %.0f%% of one core's fp32 FMA peak (%.1f GFMA/s, %@, measured)",
                      gmacs, windows, config.windows.batchWindows, 100 * gmacs / peak, peak, String(cString: isa!)))
-        print("  CNN kernels     \(BLASKernels.description)")
+        print("  BLAS kernels    \(BLASKernels.description)")
         print(String(format: "all %d cores     %.1f files/s, real-time factor %.5f", threads, Double(files.count) / parallel, parallel / audio))
         print("peak memory     \(peakResidentMegabytes()) MB resident")
         if longHours > 0 {
@@ -94,7 +94,7 @@ struct Bench: ParsableCommand {
     }
 
     /// Times a `longHours` stream (the first file's audio over and over, in 64 k-frame blocks as a
-    /// file is decoded) through the front end and the CNN: catches costs that grow faster than the
+    /// file is decoded) through the front end and the model: catches costs that grow faster than the
     /// audio (a 4 h file once took 144 s where 2.6 s was due).
     private func longStream(files: [String], analyzer: ClipAnalyzer) throws -> (Double, String) {
         let file = try AudioFile(path: files[0])

@@ -34,7 +34,7 @@ struct EmotionMonitor: AsyncParsableCommand {
         occupyClosedStandardDescriptors()
         relaunchWithWiderBLASKernels()
         if CommandLine.arguments.dropFirst().first == "listen" { EarlySignals.record() }
-        Logger.emotionMonitor(level: .info).debug("CNN kernels: \(BLASKernels.description)")
+        Logger.emotionMonitor(level: .info).debug("BLAS kernels: \(BLASKernels.description)")
         await main(nil)
     }
 }

@@ -162,7 +162,7 @@ public final class EmotionClassifier {
     private var output: [Float] = []
     /// An encoder model's front end and encoder (with their scratch), made on first use.
     private lazy var whisper = weights.encoder.map { (WhisperLogMel(), WhisperEncoder(weights: $0)) }
-    private var mel: [Float] = []
+    private var mel: [Float] = [], windowMel: [Float] = []
 
     public init(weights: ModelWeights) { self.weights = weights }
 
@@ -211,18 +211,23 @@ public final class EmotionClassifier {
     }
 
     /// Classifies `count` windows of 16 kHz samples (`card.windowSamples` each, back to back) with an
-    /// encoder model: Whisper's log-mel, the encoder's kept blocks, each state's mean and std over
-    /// time, the folded heads.
+    /// encoder model: Whisper's log-mel, the encoder's kept blocks over the whole batch at once, each
+    /// state's mean and std over time, the folded heads.
     public func predict(samples: UnsafeBufferPointer<Float>, count: Int) -> [Prediction] {
         guard let (front, encoder) = whisper, let spec = card.encoder else { preconditionFailure("not an encoder model") }
         let w = card.windowSamples
         precondition(samples.count >= count * w, "not enough samples for \(count) windows")
-        return (0..<count).map { b in
-            front.compute(UnsafeBufferPointer(rebasing: samples[(b * w)..<((b + 1) * w)]), into: &mel)
-            let pooled = mel.withUnsafeBufferPointer {
-                Array(encoder.pooledStates(mel: $0, frames: $0.count / WhisperLogMel.melBands).prefix(spec.states).joined())
-            }
-            return Prediction(emotionLogits: apply(weights.emotion, pooled), sexLogits: apply(weights.sex, pooled))
+        guard count > 0 else { return [] }
+        mel.removeAll(keepingCapacity: true)
+        for b in 0..<count {
+            front.compute(UnsafeBufferPointer(rebasing: samples[(b * w)..<((b + 1) * w)]), into: &windowMel)
+            mel += windowMel
+        }
+        let frames = windowMel.count / WhisperLogMel.melBands
+        let pooled = mel.withUnsafeBufferPointer { encoder.pooledStates(mel: $0, windows: count, frames: frames) }
+        return pooled.map { states in
+            let inputs = Array(states.prefix(spec.states).joined())
+            return Prediction(emotionLogits: apply(weights.emotion, inputs), sexLogits: apply(weights.sex, inputs))
         }
     }
 

@@ -81,12 +81,14 @@ public final class WhisperEncoderWeights: @unchecked Sendable {
     }
 }
 
-/// Runs the encoder on one log-mel input at a time (WhisperLogMel's band-major layout): every
-/// product is one sgemm, activations time-major ([frame][width]), each residual added by its sgemm.
+/// Runs the encoder on a batch of equal-length log-mel inputs (WhisperLogMel's band-major layout):
+/// activations time-major ([window][frame][width]), so each linear layer is one sgemm over every
+/// window's frames (the weights, 80 MB that no cache holds, are read once per batch, not per window),
+/// and each residual is added by its sgemm; attention runs window by window.
 /// Threading: not thread-safe (it owns scratch buffers); use one per thread over shared weights.
 public final class WhisperEncoder {
     public let weights: WhisperEncoderWeights
-    // Grow-only: a stream of equal windows allocates nothing after the first (a resized array was a
+    // Grow-only: a stream of equal batches allocates nothing after the first (a resized array was a
     // malloc and a zero-fill of up to 1.2 MB several times per block).
     private var x = ScratchBuffer(), y = ScratchBuffer(), wide = ScratchBuffer(), columns = ScratchBuffer(), scores = ScratchBuffer()
 
@@ -95,79 +97,97 @@ public final class WhisperEncoder {
     /// Output frames of an input of `melFrames` frames (the stride-2 convolution halves it).
     public static func outputFrames(melFrames t: Int) -> Int { (t - 1) / 2 + 1 }
 
-    /// Calls `body` with each hidden state of `mel` ([80][frames]): the input to block 0, each kept
-    /// block's output, and, when every block is kept, the final layer norm of the last; each is
-    /// [outputFrames][width], valid only during the call.
-    public func forEachState(mel: UnsafeBufferPointer<Float>, frames t: Int, _ body: (UnsafeBufferPointer<Float>) -> Void) {
-        let w = weights, d = w.width, n = Self.outputFrames(melFrames: t)
-        precondition(mel.count == 80 * t && t >= 1 && n <= w.maxFrames, "a Whisper input is [80][1...\(2 * w.maxFrames)]")
+    /// Calls `body` with each hidden state of `mel`, `windows` inputs of [80][frames] back to back:
+    /// the input to block 0, each kept block's output, and, when every block is kept, the final layer
+    /// norm of the last; each is [windows][outputFrames][width], valid only during the call.
+    public func forEachState(mel: UnsafeBufferPointer<Float>, windows b: Int = 1, frames t: Int,
+                             _ body: (UnsafeBufferPointer<Float>) -> Void) {
+        let w = weights, d = w.width, n = Self.outputFrames(melFrames: t), rows = b * n
+        precondition(b >= 1 && mel.count == b * 80 * t && t >= 1 && n <= w.maxFrames,
+                     "a Whisper input is windows of [80][1...\(2 * w.maxFrames)]")
         // Sized once per call, before any pointer is taken: a later growth would move the buffer.
-        let x = self.x.reserve(n * d), y = self.y.reserve(d * t), wide = self.wide.reserve(4 * d * n)
+        let x = self.x.reserve(rows * d), y = self.y.reserve(max(d * t, rows * d)), wide = self.wide.reserve(4 * d * rows)
         let columns = self.columns.reserve(max(80 * t, d * n) * 3), scores = self.scores.reserve(n * n)
-        // conv1 ([d][t]) then conv2 ([d][n]), each an im2col and one sgemm.
-        convolve(w.conv1, input: mel.baseAddress!, channels: 80, length: t, stride: 1, outputLength: t, columns: columns, into: y)
-        gelu(y, count: d * t)
-        convolve(w.conv2, input: y, channels: d, length: t, stride: 2, outputLength: n, columns: columns, into: wide)
-        gelu(wide, count: d * n)
         w.positions.withUnsafeBufferPointer { positions in
-            for f in 0..<n { for c in 0..<d { x[f * d + c] = wide[c * n + f] + positions[f * d + c] } }
+            for window in 0..<b {
+                // conv1 ([d][t]) then conv2 ([d][n]), each an im2col and one sgemm; then to time-major.
+                convolve(w.conv1, input: mel.baseAddress! + window * 80 * t, channels: 80, length: t, stride: 1, outputLength: t,
+                         columns: columns, into: y)
+                gelu(y, count: d * t)
+                convolve(w.conv2, input: y, channels: d, length: t, stride: 2, outputLength: n, columns: columns, into: wide)
+                gelu(wide, count: d * n)
+                let frames = x + window * n * d
+                for f in 0..<n { for c in 0..<d { frames[f * d + c] = wide[c * n + f] + positions[f * d + c] } }
+            }
         }
-        let state = UnsafeBufferPointer(start: x, count: n * d)
+        let state = UnsafeBufferPointer(start: x, count: rows * d)
         body(state)
         for block in w.blocks {
-            attention(block, frames: n, x: x, y: y, wide: wide, scores: scores)
+            attention(block, windows: b, frames: n, x: x, y: y, wide: wide, scores: scores)
             // Feed-forward: x += down(GELU(up(norm(x)))).
-            layerNorm(block.feedForwardNorm, x, into: y, frames: n)
-            multiply(y, block.up, frames: n, into: wide)
-            gelu(wide, count: n * block.up.outputs)
-            multiply(wide, block.down, frames: n, into: x, accumulating: true)
+            layerNorm(block.feedForwardNorm, x, into: y, rows: rows)
+            multiply(y, block.up, rows: rows, into: wide)
+            gelu(wide, count: rows * block.up.outputs)
+            multiply(wide, block.down, rows: rows, into: x, accumulating: true)
             body(state)
         }
         if w.layers == w.totalLayers {
-            layerNorm(w.finalNorm, x, into: y, frames: n)
-            body(UnsafeBufferPointer(start: y, count: n * d))
+            layerNorm(w.finalNorm, x, into: y, rows: rows)
+            body(UnsafeBufferPointer(start: y, count: rows * d))
         }
     }
 
-    /// Each hidden state's mean and (population) standard deviation over its frames: [state][2 * width].
-    public func pooledStates(mel: UnsafeBufferPointer<Float>, frames t: Int) -> [[Float]] {
-        var out: [[Float]] = []
+    /// Each hidden state's mean and (population) standard deviation over its frames, for each of
+    /// `windows` inputs: [window][state][2 * width].
+    public func pooledStates(mel: UnsafeBufferPointer<Float>, windows b: Int, frames t: Int) -> [[[Float]]] {
+        var out = [[[Float]]](repeating: [], count: b)
         let d = weights.width, n = Self.outputFrames(melFrames: t)
-        forEachState(mel: mel, frames: t) { state in
-            var pooled = [Float](repeating: 0, count: 2 * d)
-            pooled.withUnsafeMutableBufferPointer { p in
-                let mean = p.baseAddress!, std = mean + d, s = state.baseAddress!
-                for f in 0..<n { for c in 0..<d { mean[c] += s[f * d + c] } }
-                for c in 0..<d { mean[c] /= Float(n) }
-                for f in 0..<n { for c in 0..<d { let e = s[f * d + c] - mean[c]; std[c] += e * e } }
-                for c in 0..<d { std[c] = (std[c] / Float(n)).squareRoot() }
+        forEachState(mel: mel, windows: b, frames: t) { state in
+            for window in 0..<b {
+                var pooled = [Float](repeating: 0, count: 2 * d)
+                pooled.withUnsafeMutableBufferPointer { p in
+                    let mean = p.baseAddress!, std = mean + d, s = state.baseAddress! + window * n * d
+                    for f in 0..<n { for c in 0..<d { mean[c] += s[f * d + c] } }
+                    for c in 0..<d { mean[c] /= Float(n) }
+                    for f in 0..<n { for c in 0..<d { let e = s[f * d + c] - mean[c]; std[c] += e * e } }
+                    for c in 0..<d { std[c] = (std[c] / Float(n)).squareRoot() }
+                }
+                out[window].append(pooled)
             }
-            out.append(pooled)
         }
         return out
     }
 
-    /// x += attentionOut(self-attention(norm(x))); `y`, `wide` and `scores` are scratch.
-    private func attention(_ block: WhisperEncoderWeights.Block, frames n: Int, x: UnsafeMutablePointer<Float>,
-                           y: UnsafeMutablePointer<Float>, wide: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>) {
-        let d = weights.width, h = weights.heads, dh = d / h
-        layerNorm(block.attentionNorm, x, into: y, frames: n)
-        multiply(y, block.qkv, frames: n, into: wide)
-        let scale = 1 / Float(dh).squareRoot()
-        for head in 0..<h {
-            let q = wide + head * dh, k = q + d, v = q + 2 * d
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(n), Int32(dh), scale,
-                        q, Int32(3 * d), k, Int32(3 * d), 0, scores, Int32(n))
-            for r in 0..<n { softmaxRow(scores + r * n, count: n) }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(dh), Int32(n), 1,
-                        scores, Int32(n), v, Int32(3 * d), 0, y + head * dh, Int32(d))
-        }
-        multiply(y, block.attentionOut, frames: n, into: x, accumulating: true)
+    /// `pooledStates` of one input: [state][2 * width].
+    public func pooledStates(mel: UnsafeBufferPointer<Float>, frames t: Int) -> [[Float]] {
+        pooledStates(mel: mel, windows: 1, frames: t)[0]
     }
 
-    /// out[frames][outputs] = input[frames][inputs] · weightᵀ + bias, or, `accumulating`, out += that
+    /// x += attentionOut(self-attention(norm(x))), each window attending to its own frames; `y`,
+    /// `wide` and `scores` are scratch.
+    private func attention(_ block: WhisperEncoderWeights.Block, windows b: Int, frames n: Int, x: UnsafeMutablePointer<Float>,
+                           y: UnsafeMutablePointer<Float>, wide: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>) {
+        let d = weights.width, h = weights.heads, dh = d / h
+        layerNorm(block.attentionNorm, x, into: y, rows: b * n)
+        multiply(y, block.qkv, rows: b * n, into: wide)
+        let scale = 1 / Float(dh).squareRoot()
+        for window in 0..<b {
+            let qkv = wide + window * n * 3 * d, out = y + window * n * d
+            for head in 0..<h {
+                let q = qkv + head * dh, k = q + d, v = q + 2 * d
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(n), Int32(dh), scale,
+                            q, Int32(3 * d), k, Int32(3 * d), 0, scores, Int32(n))
+                for r in 0..<n { softmaxRow(scores + r * n, count: n) }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(dh), Int32(n), 1,
+                            scores, Int32(n), v, Int32(3 * d), 0, out + head * dh, Int32(d))
+            }
+        }
+        multiply(y, block.attentionOut, rows: b * n, into: x, accumulating: true)
+    }
+
+    /// out[rows][outputs] = input[rows][inputs] · weightᵀ + bias, or, `accumulating`, out += that
     /// (a residual connection added by the sgemm itself, with no pass of its own).
-    private func multiply(_ input: UnsafePointer<Float>, _ layer: WhisperEncoderWeights.Linear, frames n: Int,
+    private func multiply(_ input: UnsafePointer<Float>, _ layer: WhisperEncoderWeights.Linear, rows n: Int,
                           into out: UnsafeMutablePointer<Float>, accumulating: Bool = false) {
         let m = layer.outputs
         layer.bias.withUnsafeBufferPointer { bias in
@@ -197,7 +217,7 @@ public final class WhisperEncoder {
                     conv.weight, Int32(channels * 3), columns, Int32(m), 1, out, Int32(m))
     }
 
-    private func layerNorm(_ norm: WhisperEncoderWeights.Norm, _ input: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, frames n: Int) {
+    private func layerNorm(_ norm: WhisperEncoderWeights.Norm, _ input: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, rows n: Int) {
         let d = weights.width
         norm.gamma.withUnsafeBufferPointer { gamma in
             norm.beta.withUnsafeBufferPointer { beta in

@@ -24,7 +24,7 @@ final class AnalyzeTests: XCTestCase {
             let run = try CLI.run(["analyze", "--format", "jsonl", angry, CLI.clip("03-01-03-02-01-01-02")],
                                   environment: ["OPENBLAS_CORETYPE": core, "EMOTION_MONITOR_LOG_LEVEL": "debug"])
             XCTAssertEqual(run.status, 0, run.stderr)
-            XCTAssertTrue(run.stderr.contains("CNN kernels: OpenBLAS \(core), from OPENBLAS_CORETYPE=\(core)"), run.stderr)
+            XCTAssertTrue(run.stderr.contains("BLAS kernels: OpenBLAS \(core), from OPENBLAS_CORETYPE=\(core)"), run.stderr)
             let probabilities = run.lines.map { json($0)["probabilities"] as! [String: Double] }
             if let first {
                 for (a, b) in zip(first, probabilities) {
@@ -35,7 +35,7 @@ final class AnalyzeTests: XCTestCase {
             }
         }
         let quiet = try CLI.run(["analyze", angry])
-        XCTAssertFalse(quiet.stderr.contains("CNN kernels"), "debug only: \(quiet.stderr)")
+        XCTAssertFalse(quiet.stderr.contains("BLAS kernels"), "debug only: \(quiet.stderr)")
     }
 
     func testJSONLinesHaveExactlyTheDocumentedFields() throws {

@@ -49,6 +49,22 @@ final class WhisperEncoderTests: XCTestCase {
         XCTAssertEqual(Array(a.prefix(4)), b)
     }
 
+    /// A batch is each of its windows run alone: the shared sgemms and per-window attention keep
+    /// every window to its own frames.
+    func testABatchGivesEachWindowWhatItGetsAlone() throws {
+        let encoder = try encoder()
+        let mel = golden.tensors["mel"]!, t = mel.shape[1]
+        let other = (0..<80).flatMap { band in mel.values[(band * t)..<((band + 1) * t)].reversed() }  // time reversed
+        let alone = [mel.values, other].map { m in m.withUnsafeBufferPointer { encoder.pooledStates(mel: $0, frames: t) } }
+        let batch = (mel.values + other + mel.values).withUnsafeBufferPointer { encoder.pooledStates(mel: $0, windows: 3, frames: t) }
+        XCTAssertEqual(batch.count, 3)
+        for (window, expected) in zip(batch, [alone[0], alone[1], alone[0]]) {
+            let gap = zip(window.joined(), expected.joined()).map { abs($0 - $1) }.max()!
+            XCTAssertLessThan(gap, 1e-4, "largest difference from the window run alone")
+        }
+        XCTAssertGreaterThan(zip(batch[0].joined(), batch[1].joined()).map { abs($0 - $1) }.max()!, 0.1, "the two inputs differ")
+    }
+
     /// The encoder keeps its scratch between calls: a shorter input after a longer one, then the longer
     /// again, give exactly what a fresh encoder gives them.
     func testNothingCarriesOverFromOneInputToTheNext() throws {
