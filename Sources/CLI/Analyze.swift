@@ -38,9 +38,9 @@ struct Analyze: ParsableCommand {
         let progress = ProgressBar(total: files.count)
         var failures = 0
         var outputError: Error?, plotError: Error?
-        forEachAnalyzed(files, weights: weights, windows: config.windows, speech: config.speech, threads: parallel.jobs, work: { analyzer, path in
-            Result { try analyzer.analyze(path: path, segments: segments || plot != nil, keepFeatures: plot != nil,
-                                          normalisation: normalisation) }
+        forEachAnalyzed(files, weights: weights, windows: config.windows, speech: config.speech, threads: parallel.jobs,
+                        group: config.windows.batchWindows, work: { analyzer, paths in
+            analyzer.analyze(paths: paths, segments: segments || plot != nil, keepFeatures: plot != nil, normalisation: { _ in normalisation })
         }, deliver: { index, result in
             progress.clear()
             defer { progress.advance() }

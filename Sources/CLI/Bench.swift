@@ -45,28 +45,32 @@ struct Bench: ParsableCommand {
         if live { return try LiveBenchmark(config: config, weights: weights).run(paths: files, seconds: seconds) }
 
         let analyzer = ClipAnalyzer(classifier: EmotionClassifier(weights: weights), windows: config.windows, speech: config.speech)
-        // A file's seconds of audio, 0 without speech; one that cannot be decoded ends the benchmark,
-        // whose figures would otherwise leave it out unseen.
-        func audioSeconds(_ path: String) throws -> Double {
-            do { return try analyzer.analyze(path: path).duration } catch AnalysisError.noSpeech { return 0 } catch { throw Failure("\(error)") }
+        // Each file's seconds of audio, 0 without speech, a group at a time as `analyze` takes them; one
+        // that cannot be decoded ends the benchmark, whose figures would otherwise leave it out unseen.
+        let group = max(1, config.windows.batchWindows)
+        func audioSeconds(_ paths: ArraySlice<String>) throws -> [Double] {
+            try analyzer.analyze(paths: Array(paths)).map { result in
+                do { return try result.get().duration } catch AnalysisError.noSpeech { return 0 } catch { throw Failure("\(error)") }
+            }
         }
         // Warm up (page in the model, plan the FFT) before timing.
-        _ = try audioSeconds(files[0])
+        _ = try audioSeconds(files.prefix(1))
         let (warmModel, warmWindows) = (analyzer.modelSeconds, analyzer.modelWindows)
         var audio = 0.0, silent = 0
         let single = try measure {
-            for f in files {
-                let s = try audioSeconds(f)
-                audio += s
-                if s == 0 { silent += 1 }
+            for chunk in stride(from: 0, to: files.count, by: group) {
+                for s in try audioSeconds(files[chunk..<min(chunk + group, files.count)]) {
+                    audio += s
+                    if s == 0 { silent += 1 }
+                }
             }
         }
         guard audio > 0 else { throw Failure("\(folder): no speech in any of its \(files.count) audio files; nothing to benchmark") }
         let model = analyzer.modelSeconds - warmModel
         let threads = ProcessInfo.processInfo.activeProcessorCount
         let parallel = measure {
-            forEachAnalyzed(files, weights: weights, windows: config.windows, speech: config.speech, threads: threads,
-                            work: { a, f in _ = try? a.analyze(path: f) }, deliver: { _, _ in })
+            forEachAnalyzed(files, weights: weights, windows: config.windows, speech: config.speech, threads: threads, group: group,
+                            work: { a, paths in a.analyze(paths: paths).map { _ in () } }, deliver: { _, _ in })
         }
         print("files           \(files.count) (\(String(format: "%.1f", audio)) s of audio\(silent > 0 ? ", \(silent) without speech" : "")) from \(folder)")
         print("model           \(weights.card.name), \(weights.card.features.melBands) mel bands, hop \(weights.card.features.hopLength) samples")

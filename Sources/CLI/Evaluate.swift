@@ -76,8 +76,9 @@ struct Evaluate: ParsableCommand {
         var failures = 0
         let progress = ProgressBar(total: clips.count)
         let sexed = weights.card.sexLabels.count == 2
-        forEachAnalyzed(clips.map(\.path), weights: weights, windows: config.windows, speech: config.speech, threads: parallel.jobs, work: { analyzer, path in
-            Result { try analyzer.analyze(path: path, normalisation: normalisations(path)) }
+        forEachAnalyzed(clips.map(\.path), weights: weights, windows: config.windows, speech: config.speech, threads: parallel.jobs,
+                        group: config.windows.batchWindows, work: { analyzer, paths in
+            analyzer.analyze(paths: paths, normalisation: normalisations)
         }, deliver: { index, result in
             progress.advance()
             let answer: (emotion: [Float], sex: [Float])?

@@ -118,9 +118,13 @@ public final class ClipAnalyzer {
     /// model, unless `keepsSamples` is false).
     public func features(path: String, keepsSamples: Bool? = nil) throws -> (FeatureStream, AudioFile) {
         let file = try AudioFile(path: path)
+        return (try features(of: file, keepsSamples: keepsSamples), file)
+    }
+
+    private func features(of file: AudioFile, keepsSamples: Bool?) throws -> FeatureStream {
         let stream = try FeatureStream(for: card, inputRate: file.sampleRate, detector: try detector.get(), keepsSamples: keepsSamples)
         try decode(file, into: stream) {}
-        return (stream, file)
+        return stream
     }
 
     /// Pushes every block of `file` into `stream`, calling `block` after each, then finishes the stream.
@@ -139,6 +143,71 @@ public final class ClipAnalyzer {
     /// features when `samplesFrom` names the file an encoder model's window samples are read again from.
     public func analyze(stream: FeatureStream, path: String, segments: Bool = false, keepFeatures: Bool = false,
                         normalisation: Normalisation = .online, samplesFrom file: String? = nil) throws -> ClipResult {
+        let plan = try self.plan(stream, path: path, segments: segments, normalisation: normalisation)
+        let predictions = try file.map { try classify(rereading: $0, startSamples: plan.starts) }
+            ?? classify(stream, startSamples: plan.starts, means: plan.means)
+        return finish(plan, predictions: predictions, stream: stream, path: path, keepFeatures: keepFeatures)
+    }
+
+    /// Analyses `paths` as `analyze(path:)` does each, except that with an encoder model the windows
+    /// of every file up to `batchedFileSeconds` long go through the model in shared batches: the
+    /// encoder reads its 80 MB of weights once per batch, and a short clip has one or two windows.
+    /// Longer files are analysed one by one (their own windows fill batches, and their samples are
+    /// read again rather than held).
+    public func analyze(paths: [String], segments: Bool = false, keepFeatures: Bool = false,
+                        normalisation: (String) -> Normalisation = { _ in .online }) -> [Result<ClipResult, Error>] {
+        func alone(_ path: String) -> Result<ClipResult, Error> {
+            Result { try analyze(path: path, segments: segments, keepFeatures: keepFeatures, normalisation: normalisation(path)) }
+        }
+        guard card.encoder != nil, card.speakerNormalisation == nil else { return paths.map(alone) }
+        var results = [Result<ClipResult, Error>?](repeating: nil, count: paths.count)
+        var held: [(index: Int, stream: FeatureStream, file: AudioFile, plan: Plan)] = []
+        for (index, path) in paths.enumerated() {
+            do {
+                let file = try AudioFile(path: path)
+                guard file.duration <= Self.batchedFileSeconds else { results[index] = alone(path); continue }
+                let stream = try features(of: file, keepsSamples: true)
+                held.append((index, stream, file, try plan(stream, path: path, segments: segments, normalisation: normalisation(path))))
+            } catch {
+                results[index] = .failure(error)
+            }
+        }
+        let windows = held.flatMap { h in h.plan.starts.map { (h.stream, $0) } }
+        var predictions: [Prediction] = [], scratch: [Float] = []
+        for chunk in stride(from: 0, to: windows.count, by: max(1, self.windows.batchWindows)) {
+            let batch = windows[chunk..<min(chunk + max(1, self.windows.batchWindows), windows.count)]
+            scratch.removeAll(keepingCapacity: true)
+            for (stream, start) in batch { stream.appendSamples(start: start, count: windowSamples, to: &scratch) }
+            predictions += timed(windows: batch.count) { scratch.withUnsafeBufferPointer { classifier.predict(samples: $0, count: batch.count) } }
+        }
+        var next = 0
+        for h in held {
+            var result = finish(h.plan, predictions: Array(predictions[next..<(next + h.plan.starts.count)]), stream: h.stream,
+                                path: paths[h.index], keepFeatures: keepFeatures)
+            result.nonFiniteSamples = h.file.nonFiniteSamples
+            results[h.index] = .success(result)
+            next += h.plan.starts.count
+        }
+        return results.map { $0! }
+    }
+
+    /// Files at most this long share the model's batches in `analyze(paths:)` (their samples are held
+    /// until the batch runs: 2 MB a minute).
+    static let batchedFileSeconds = 60.0
+
+    /// What `analyze` lays over a stream before the model runs.
+    struct Plan {
+        let region: Range<Int>
+        /// The label's windows over the speech region, then the voiced grid windows (segments), by start sample.
+        let starts: [Int]
+        let labelWindows: Int
+        /// One speaker mean per window in `starts`, for a speaker-normalised model.
+        let means: [[Float]]?
+        let grid: [WindowResult]?
+        let normalisation: String
+    }
+
+    func plan(_ stream: FeatureStream, path: String, segments: Bool, normalisation: Normalisation) throws -> Plan {
         let n = stream.sampleCount
         // The detector decides whether there is speech to label; the windows lie over the region of every
         // loud frame, where training laid them (Training/frontend.py): laid over the detector's frames,
@@ -146,25 +215,27 @@ public final class ClipAnalyzer {
         guard speech.hasVoice(stream.speechEnergies), let region = speech.region(energies: stream.energies, sampleCount: n) else {
             throw AnalysisError.noSpeech(path, speech: speech)
         }
-
         let starts = regionWindowStarts(region, sampleCount: n)
         var means = SpeakerMeans(mode: normalisation, card: card)
         means.hear(upTo: n, of: stream)
         let grid = segments ? gridWindows(stream, normalisation: normalisation) : nil
-        let gridStarts = grid?.starts ?? []
-        let allMeans = means.current.map { Array(repeating: $0, count: starts.count) + (grid?.means ?? []) }
-        var predictions = try file.map { try classify(rereading: $0, startSamples: starts + gridStarts) }
-            ?? classify(stream, startSamples: starts + gridStarts, means: allMeans)
-        let labelPredictions = predictions.prefix(starts.count)
-        predictions.removeFirst(starts.count)
+        return Plan(region: region, starts: starts + (grid?.starts ?? []), labelWindows: starts.count,
+                    means: means.current.map { Array(repeating: $0, count: starts.count) + (grid?.means ?? []) },
+                    grid: grid?.windows, normalisation: means.name)
+    }
+
+    /// The result from the model's predictions for `plan.starts`: the label from the mean over its
+    /// label windows, and each voiced grid window's own.
+    func finish(_ plan: Plan, predictions: [Prediction], stream: FeatureStream, path: String, keepFeatures: Bool) -> ClipResult {
+        let labelPredictions = predictions.prefix(plan.labelWindows)
         let rate = Double(card.features.sampleRate)
         var result = ClipResult(
-            path: path, duration: Double(n) / rate,
+            path: path, duration: Double(stream.sampleCount) / rate,
             emotion: meanProbabilities(labelPredictions.map(\.emotion)), sex: meanProbabilities(labelPredictions.map(\.sex)),
-            speechRegion: Double(region.lowerBound) / rate..<Double(region.upperBound) / rate,
-            segments: nil, nonFiniteSamples: 0, normalisation: means.name)
-        if var windows = grid?.windows {
-            var next = predictions.makeIterator()
+            speechRegion: Double(plan.region.lowerBound) / rate..<Double(plan.region.upperBound) / rate,
+            segments: nil, nonFiniteSamples: 0, normalisation: plan.normalisation)
+        if var windows = plan.grid {
+            var next = predictions.dropFirst(plan.labelWindows).makeIterator()
             for i in windows.indices where windows[i].voice { windows[i].prediction = next.next() }
             result.segments = windows
         }
@@ -211,13 +282,22 @@ public final class ClipAnalyzer {
         let size = max(1, windows.batchWindows)
         for chunk in stride(from: 0, to: startSamples.count, by: size) {
             let batch = chunk..<min(chunk + size, startSamples.count)
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            out += classifier.predict(stream, startSamples: startSamples[batch], speakerMeans: means.map { Array($0[batch]) } ?? [],
-                                      scratch: &scratch)
-            modelSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            modelWindows += batch.count
+            out += timed(windows: batch.count) {
+                classifier.predict(stream, startSamples: startSamples[batch], speakerMeans: means.map { Array($0[batch]) } ?? [],
+                                   scratch: &scratch)
+            }
         }
         return out
+    }
+
+    /// `body`'s predictions, its time and windows counted in `modelSeconds` and `modelWindows`.
+    private func timed(windows count: Int, _ body: () -> [Prediction]) -> [Prediction] {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        defer {
+            modelSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            modelWindows += count
+        }
+        return body()
     }
 
     /// The same for an encoder model whose samples were not kept (an hour's take 230 MB): decodes

@@ -55,13 +55,48 @@ final class SlidingWindowTests: XCTestCase {
         XCTAssertGreaterThan(clips.count, 3)
         let files = clips + clips.reversed() + ["/nonexistent.wav"]
         nonisolated(unsafe) var delivered: [(Int, [Float]?)] = []
-        forEachAnalyzed(files, weights: Self.weights, windows: WindowSettings(), speech: SpeechActivity(), threads: 2,
-                        work: { analyzer, path in try? analyzer.analyze(path: path).emotion }, deliver: { delivered.append(($0, $1)) })
+        forEachAnalyzed(files, weights: Self.weights, windows: WindowSettings(), speech: SpeechActivity(), threads: 2, group: 3,
+                        work: { analyzer, paths in analyzer.analyze(paths: paths).map { try? $0.get().emotion } },
+                        deliver: { delivered.append(($0, $1)) })
         XCTAssertEqual(delivered.map(\.0), Array(files.indices))
         for (i, emotion) in delivered {
             XCTAssertEqual(emotion, try? analyzer().analyze(path: files[i]).emotion, files[i])
         }
         XCTAssertNil(delivered.last!.1, "a file that fails is delivered in its place")
+    }
+
+    /// With the encoder, a group's short clips share the model's batches, and each still gets what it
+    /// gets alone: its label, its segments; a file too long to hold, one without speech and a missing
+    /// one take their own places.
+    func testClipsSharingTheEncodersBatchesGetWhatEachGetsAlone() throws {
+        let card = Self.root.appendingPathComponent("Models/emotion-whisper.json")
+        guard FileManager.default.fileExists(atPath: try ModelCard.load(from: card).encoder!.file) else {
+            throw XCTSkip("needs the Whisper base encoder (./setup.sh installs it)")
+        }
+        let folder = Self.root.appendingPathComponent("Tests/Clips").path
+        let clips = FileManager.default.subpaths(atPath: folder)!.filter { $0.hasSuffix(".flac") }.sorted().map { folder + "/" + $0 }
+        let long = try sox("long.wav", [Self.clip], effects: ["pad", "0", "62"])  // past batchedFileSeconds: analysed alone
+        let silence = try sox("silence.wav", ["-n", "-r", "16000", "-c", "1"], effects: ["trim", "0", "2"])
+        let files = [clips[0], long, clips[1], silence, "/nonexistent.wav"] + clips.dropFirst(2)
+        let analyzer = analyzer(try ModelWeights(cardURL: card))
+        let grouped = analyzer.analyze(paths: files, segments: true)
+        XCTAssertEqual(grouped.count, files.count)
+        for (file, result) in zip(files, grouped) {
+            switch (result, Result { try analyzer.analyze(path: file, segments: true) }) {
+            case (.success(let together), .success(let alone)):
+                XCTAssertEqual(together.path, file)
+                for (x, y) in zip(together.emotion + together.sex, alone.emotion + alone.sex) { XCTAssertEqual(x, y, accuracy: 1e-4, file) }
+                XCTAssertEqual(together.segments?.map(\.voice), alone.segments?.map(\.voice), file)
+                for (a, b) in zip(together.segments ?? [], alone.segments ?? []) {
+                    for (x, y) in zip(a.prediction?.emotion ?? [], b.prediction?.emotion ?? []) { XCTAssertEqual(x, y, accuracy: 1e-4, file) }
+                }
+            case (.failure(let together), .failure(let alone)):
+                XCTAssertEqual("\(together)", "\(alone)")
+            case (let together, let alone):
+                XCTFail("\(file): \(together) in a group, \(alone) alone")
+            }
+        }
+        XCTAssertEqual(grouped.map { (try? $0.get()) == nil }, [false, false, false, true, true] + clips.dropFirst(2).map { _ in false })
     }
 
     /// A hop longer than the window skips audio between windows; the online speaker mean must still hear it.
@@ -108,15 +143,15 @@ final class SlidingWindowTests: XCTestCase {
         }
     }
 
-    /// Runs sox on `arguments` into `name` in a fresh folder removed after the test; returns its path.
-    private func sox(_ name: String, _ arguments: [String]) throws -> String {
+    /// Runs sox on `arguments` into `name`, then `effects`, in a fresh folder removed after the test; returns its path.
+    private func sox(_ name: String, _ arguments: [String], effects: [String] = []) throws -> String {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sw-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
         let output = dir.appendingPathComponent(name).path
         let sox = Process()
         sox.executableURL = URL(fileURLWithPath: "/usr/bin/sox")
-        sox.arguments = arguments + [output]
+        sox.arguments = arguments + [output] + effects
         try sox.run()
         sox.waitUntilExit()
         XCTAssertEqual(sox.terminationStatus, 0)
