@@ -2,10 +2,11 @@
 most speech-emotion projects run them (librosa for decoding, resampling and the log-mel, PyTorch for
 the CNN, or Whisper's log-mel, encoder and head for an encoder card), on one core, clip for clip as `analyze` does (speech region, 3 s windows 0.5 s apart, mean
 of their softmax; `analyze` runs with `--hop 0.5` so that both take the same windows: its own default
-hop is 1 s). In the same run it times `emotion-monitor analyze --jobs 1` on the same core, and
+hop is 1 s; with --batch N the windows of N files at a time go through the encoder together, as
+`analyze` batches a group of short files'). In the same run it times `emotion-monitor analyze --jobs 1` on the same core, and
 checks that both give every file the same label.
 
-    python3 Training/peer.py [--model Models/emotion-cnn.json] [--limit N] [--vad] [DIR]   # DIR: RAVDESS by default
+    python3 Training/peer.py [--model Models/emotion-cnn.json] [--limit N] [--vad] [--batch N] [DIR]   # DIR: RAVDESS by default
 
 Without --vad both sides gate on energy alone (`analyze --vad energy`): the same model and the same
 windows, so the labels must agree. With --vad, `analyze` runs its Silero VAD and the peer runs the
@@ -34,6 +35,8 @@ def main():
     p.add_argument("--model", default=str(ROOT / "Models/emotion-cnn.json"))
     p.add_argument("--limit", type=int, default=240)
     p.add_argument("--binary", default=str(ROOT / ".build/release/emotion-monitor"))
+    p.add_argument("--batch", type=int, default=1, help="encoder cards: run the windows of this many files through "
+                   "PyTorch at once (analyze batches up to 16 short files' windows)")
     p.add_argument("--vad", action="store_true", help="both sides run Silero VAD (pip install silero-vad for the peer)")
     args = p.parse_args()
     files = sorted(str(f) for f in pathlib.Path(args.directory).rglob("*") if f.suffix.lower() in (".wav", ".flac"))[: args.limit]
@@ -84,17 +87,37 @@ def main():
 
     floor = np.float32(np.log(f["logFloor"]))
 
-    @torch.no_grad()
-    def label(path):
+    def speech(path):
+        """The file's samples and speech region, or None where the peer hears no speech."""
         wave, _ = librosa.load(path, sr=f["sampleRate"], mono=True, res_type="soxr_hq")
         region = fe.speech_region(wave)
         if region is None or args.vad and not silero_vad.get_speech_timestamps(wave, vad, threshold=0.3, min_speech_duration_ms=50):
             return None
-        if "encoder" in card:  # Whisper's log-mel per window, the encoder, the head of train_head.py
-            waves = torch.from_numpy(np.stack([fe.cut(wave, s, window) for s in fe.window_starts(region, len(wave))]))
+        return wave, region
+
+    @torch.no_grad()
+    def encoder_labels(paths):
+        """Whisper's log-mel per window, the encoder, the head of train_head.py: every window of the
+        files `paths` through the encoder at once."""
+        heard = {path: speech(path) for path in paths}
+        cuts = {path: [fe.cut(h[0], s, window) for s in fe.window_starts(h[1], len(h[0]))] for path, h in heard.items() if h}
+        out = {path: None for path in paths}
+        if cuts:
+            waves = torch.from_numpy(np.stack([w for ws in cuts.values() for w in ws]))
             pooled = whisper.pooled(encoder.hidden_states(whisper.log_mel(waves)))[:, :states]
-            emotion = pooled.reshape(len(pooled), -1) @ head["emotion.weight"].T + head["emotion.bias"]
-            return card["labels"][int(emotion.softmax(-1).mean(0).argmax())]
+            probabilities = (pooled.reshape(len(pooled), -1) @ head["emotion.weight"].T + head["emotion.bias"]).softmax(-1)
+            first = 0
+            for path, ws in cuts.items():
+                out[path] = card["labels"][int(probabilities[first:first + len(ws)].mean(0).argmax())]
+                first += len(ws)
+        return out
+
+    @torch.no_grad()
+    def cnn_label(path):
+        heard = speech(path)
+        if heard is None:
+            return None
+        wave, region = heard
         # The whole file's log-mel, then each window's frames from the frame its start falls in, as
         # `analyze` does (log-floor frames outside the file). librosa centres the 400-sample window in
         # each 512-sample frame; the card's frames start with it, so shift by the difference.
@@ -113,16 +136,22 @@ def main():
         emotion, _ = model(fe.znorm(torch.from_numpy(windows).transpose(1, 2)).unsqueeze(1), torch.zeros(len(starts), pitch_inputs))
         return card["labels"][int(emotion.softmax(-1).mean(0).argmax())]
 
-    label(files[0])  # numba compiles librosa's kernels on first use: not part of the timed work
+    def labels_of(paths):
+        return encoder_labels(paths) if "encoder" in card else {path: cnn_label(path) for path in paths}
+
+    group = args.batch if "encoder" in card else 1
+    labels_of(files[:1])  # numba compiles librosa's kernels on first use: not part of the timed work
     t0 = time.perf_counter()
-    labels = {path: label(path) for path in files}
+    labels = {}
+    for first in range(0, len(files), group):
+        labels.update(labels_of(files[first:first + group]))
     peer_timed = time.perf_counter() - t0
     peer_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     product_peak = after.ru_maxrss / 1024
 
     differ = [p for p in files if labels[p] != product_labels.get(p)]
     print(f"{len(files)} files from {args.directory}, model {card['name']}, one core (cpu {min(os.sched_getaffinity(0))})")
-    print(f"peer (librosa {librosa.__version__} + torch {torch.__version__}): timed part {peer_timed:.2f} s, "
+    print(f"peer (librosa {librosa.__version__} + torch {torch.__version__}, {group} file(s) at a time): timed part {peer_timed:.2f} s, "
           f"with imports and model {peer_timed + imported:.2f} s, peak {peer_peak:.0f} MB resident")
     print(f"emotion-monitor analyze --jobs 1: whole process {product_wall:.2f} s wall, {product_cpu:.2f} s CPU, "
           f"peak {product_peak:.0f} MB resident")
