@@ -39,7 +39,7 @@ struct Analyze: ParsableCommand {
         var failures = 0
         var outputError: Error?, plotError: Error?
         forEachAnalyzed(files, weights: weights, windows: config.windows, speech: config.speech, threads: parallel.jobs,
-                        group: config.windows.batchWindows, work: { analyzer, paths in
+                        group: ClipAnalyzer.groupFiles, work: { analyzer, paths in
             analyzer.analyze(paths: paths, segments: segments || plot != nil, keepFeatures: plot != nil, normalisation: { _ in normalisation })
         }, deliver: { index, result in
             progress.clear()

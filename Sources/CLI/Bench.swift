@@ -47,7 +47,7 @@ struct Bench: ParsableCommand {
         let analyzer = ClipAnalyzer(classifier: EmotionClassifier(weights: weights), windows: config.windows, speech: config.speech)
         // Each file's seconds of audio, 0 without speech, a group at a time as `analyze` takes them; one
         // that cannot be decoded ends the benchmark, whose figures would otherwise leave it out unseen.
-        let group = max(1, config.windows.batchWindows)
+        let group = ClipAnalyzer.groupFiles
         func audioSeconds(_ paths: ArraySlice<String>) throws -> [Double] {
             try analyzer.analyze(paths: Array(paths)).map { result in
                 do { return try result.get().duration } catch AnalysisError.noSpeech { return 0 } catch { throw Failure("\(error)") }

@@ -77,7 +77,7 @@ struct Evaluate: ParsableCommand {
         let progress = ProgressBar(total: clips.count)
         let sexed = weights.card.sexLabels.count == 2
         forEachAnalyzed(clips.map(\.path), weights: weights, windows: config.windows, speech: config.speech, threads: parallel.jobs,
-                        group: config.windows.batchWindows, work: { analyzer, paths in
+                        group: ClipAnalyzer.groupFiles, work: { analyzer, paths in
             analyzer.analyze(paths: paths, normalisation: normalisations)
         }, deliver: { index, result in
             progress.advance()

@@ -215,7 +215,7 @@ public final class EmotionClassifier {
     /// state's mean and std over time, the folded heads.
     /// Windows per encoder pass: 600 frames per sgemm, where OpenBLAS's speed levels off (one core
     /// here: 70-98 GFLOP/s at 150 rows, 106-115 at 300-600, 88-107 at 1200) and its scratch stays near 8 MB.
-    static let encoderWindows = 4
+    public static let encoderWindows = 4
 
     public func predict(samples: UnsafeBufferPointer<Float>, count: Int) -> [Prediction] {
         guard let (front, encoder) = whisper, let spec = card.encoder else { preconditionFailure("not an encoder model") }
