@@ -196,9 +196,9 @@ public final class ClipAnalyzer {
     /// on 120 RAVDESS clips 9.0-11.8 against 10.4-12.2 s, `evaluate --jobs 2` on SAVEE 248 against 227 MB.
     public static let groupFiles = 4 * EmotionClassifier.encoderWindows
 
-    /// Files at most this long share the model's batches in `analyze(paths:)` (their samples are held
-    /// until the batch runs: 2 MB a minute).
-    static let batchedFileSeconds = 60.0
+    /// Files at most this long share the model's batches in `analyze(paths:)`, their samples held until
+    /// the batch runs (640 kB at most each); a longer file's own windows fill passes (eight at the 1 s hop).
+    static let batchedFileSeconds = 10.0
 
     /// What `analyze` lays over a stream before the model runs.
     struct Plan {
