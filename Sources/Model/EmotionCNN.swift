@@ -210,13 +210,13 @@ public final class EmotionClassifier {
         }
     }
 
-    /// Classifies `count` windows of 16 kHz samples (`card.windowSamples` each, back to back) with an
-    /// encoder model: Whisper's log-mel, the encoder's kept blocks over the whole batch at once, each
-    /// state's mean and std over time, the folded heads.
     /// Windows per encoder pass: 600 frames per sgemm, where OpenBLAS's speed levels off (one core
     /// here: 70-98 GFLOP/s at 150 rows, 106-115 at 300-600, 88-107 at 1200) and its scratch stays near 8 MB.
     public static let encoderWindows = 4
 
+    /// Classifies `count` windows of 16 kHz samples (`card.windowSamples` each, back to back) with an
+    /// encoder model: Whisper's log-mel, the encoder's kept blocks over `encoderWindows` windows at a
+    /// time, each state's mean and std over time, the folded heads.
     public func predict(samples: UnsafeBufferPointer<Float>, count: Int) -> [Prediction] {
         guard let (front, encoder) = whisper, let spec = card.encoder else { preconditionFailure("not an encoder model") }
         let w = card.windowSamples
