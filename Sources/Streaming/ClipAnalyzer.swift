@@ -145,7 +145,7 @@ public final class ClipAnalyzer {
                         normalisation: Normalisation = .online, samplesFrom file: String? = nil) throws -> ClipResult {
         let plan = try self.plan(stream, path: path, segments: segments, normalisation: normalisation)
         let predictions = try file.map { try classify(rereading: $0, startSamples: plan.starts) }
-            ?? classify(stream, startSamples: plan.starts, means: plan.means)
+            ?? classify(plan.starts.map { (stream, $0) }, means: plan.means)
         return finish(plan, predictions: predictions, stream: stream, path: path, keepFeatures: keepFeatures)
     }
 
@@ -172,14 +172,7 @@ public final class ClipAnalyzer {
                 results[index] = .failure(error)
             }
         }
-        let windows = held.flatMap { h in h.plan.starts.map { (h.stream, $0) } }
-        var predictions: [Prediction] = [], scratch: [Float] = []
-        for chunk in stride(from: 0, to: windows.count, by: max(1, self.windows.batchWindows)) {
-            let batch = windows[chunk..<min(chunk + max(1, self.windows.batchWindows), windows.count)]
-            scratch.removeAll(keepingCapacity: true)
-            for (stream, start) in batch { stream.appendSamples(start: start, count: windowSamples, to: &scratch) }
-            predictions += timed(windows: batch.count) { scratch.withUnsafeBufferPointer { classifier.predict(samples: $0, count: batch.count) } }
-        }
+        let predictions = classify(held.flatMap { h in h.plan.starts.map { (h.stream, $0) } })
         var next = 0
         for h in held {
             var result = finish(h.plan, predictions: Array(predictions[next..<(next + h.plan.starts.count)]), stream: h.stream,
@@ -280,29 +273,19 @@ public final class ClipAnalyzer {
         return (windows, starts, windowMeans)
     }
 
-    /// Runs the model over the windows starting at the given 16 kHz samples, in batches; `means` holds
-    /// one speaker mean per window for a speaker-normalised model.
-    func classify(_ stream: FeatureStream, startSamples: [Int], means: [[Float]]? = nil) -> [Prediction] {
+    /// Runs the model over `windows` (of one stream or several), in batches; `means` holds one speaker
+    /// mean per window for a speaker-normalised model. Counts its time in `modelSeconds`.
+    func classify(_ windows: [EmotionClassifier.Window], means: [[Float]]? = nil) -> [Prediction] {
         var scratch: [Float] = [], out: [Prediction] = []
-        let size = max(1, windows.batchWindows)
-        for chunk in stride(from: 0, to: startSamples.count, by: size) {
-            let batch = chunk..<min(chunk + size, startSamples.count)
-            out += timed(windows: batch.count) {
-                classifier.predict(stream, startSamples: startSamples[batch], speakerMeans: means.map { Array($0[batch]) } ?? [],
-                                   scratch: &scratch)
-            }
+        let size = max(1, self.windows.batchWindows)
+        for chunk in stride(from: 0, to: windows.count, by: size) {
+            let batch = chunk..<min(chunk + size, windows.count)
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            out += classifier.predict(windows[batch], speakerMeans: means.map { Array($0[batch]) } ?? [], scratch: &scratch)
+            modelSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            modelWindows += batch.count
         }
         return out
-    }
-
-    /// `body`'s predictions, its time and windows counted in `modelSeconds` and `modelWindows`.
-    private func timed(windows count: Int, _ body: () -> [Prediction]) -> [Prediction] {
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        defer {
-            modelSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            modelWindows += count
-        }
-        return body()
     }
 
     /// The same for an encoder model whose samples were not kept (an hour's take 230 MB): decodes
@@ -319,7 +302,7 @@ public final class ClipAnalyzer {
             while next < order.count {
                 let batch = order[next..<min(next + size, order.count)]
                 guard final || startSamples[batch.last!] + windowSamples <= stream.sampleCount else { break }
-                for (i, p) in zip(batch, classify(stream, startSamples: batch.map { startSamples[$0] })) { out[i] = p }
+                for (i, p) in zip(batch, classify(batch.map { (stream, startSamples[$0]) })) { out[i] = p }
                 next = batch.endIndex
             }
             stream.discard(before: next < order.count ? startSamples[order[next]] : stream.sampleCount)

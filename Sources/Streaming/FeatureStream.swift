@@ -163,24 +163,26 @@ public final class FeatureStream {
 }
 
 extension EmotionClassifier {
-    /// Classifies the windows of `stream` starting at the given 16 kHz samples, as one batch: their
-    /// samples for an encoder model; else their log-mel frames, with one speaker mean per window for
-    /// a speaker-normalised model and pitch statistics for a sex head that hears them.
-    public func predict(_ stream: FeatureStream, startSamples: some Collection<Int>, speakerMeans: [[Float]] = [],
-                        scratch: inout [Float]) -> [Prediction] {
+    /// One analysis window: the stream it lies in and its first 16 kHz sample.
+    public typealias Window = (stream: FeatureStream, start: Int)
+
+    /// Classifies `windows` (of one stream or several) as one batch: their samples for an encoder
+    /// model; else their log-mel frames, with one speaker mean per window for a speaker-normalised
+    /// model and pitch statistics for a sex head that hears them.
+    public func predict(_ windows: some Collection<Window>, speakerMeans: [[Float]] = [], scratch: inout [Float]) -> [Prediction] {
         scratch.removeAll(keepingCapacity: true)
         if card.encoder != nil {
-            for s in startSamples { stream.appendSamples(start: s, count: card.windowSamples, to: &scratch) }
-            return scratch.withUnsafeBufferPointer { predict(samples: $0, count: startSamples.count) }
+            for (stream, s) in windows { stream.appendSamples(start: s, count: card.windowSamples, to: &scratch) }
+            return scratch.withUnsafeBufferPointer { predict(samples: $0, count: windows.count) }
         }
         let frames = card.windowFrames, hop = card.features.hopLength
         var pitch: [[Float]] = []
-        for s in startSamples {
+        for (stream, s) in windows {
             let first = Int((Double(s) / Double(hop)).rounded(.down))
             stream.appendWindow(startFrame: first, count: frames, to: &scratch)
             if card.sexPitchInputs > 0 { pitch.append(stream.pitchStatistics(startFrame: first, count: frames)) }
         }
-        return scratch.withUnsafeBufferPointer { predict(frames: $0, count: startSamples.count, speakerMeans: speakerMeans, pitch: pitch) }
+        return scratch.withUnsafeBufferPointer { predict(frames: $0, count: windows.count, speakerMeans: speakerMeans, pitch: pitch) }
     }
 }
 

@@ -99,7 +99,7 @@ public final class SlidingWindow {
             smoother.silence()
             return event
         }
-        let prediction = classifier.predict(stream, startSamples: [end - windowSamples], speakerMeans: speakerMean.map { [$0] } ?? [],
+        let prediction = classifier.predict([(stream, end - windowSamples)], speakerMeans: speakerMean.map { [$0] } ?? [],
                                             scratch: &scratch)[0]
         let (smoothed, label) = smoother.add(prediction.emotion)
         event.window = prediction
