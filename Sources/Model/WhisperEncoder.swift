@@ -147,9 +147,10 @@ public final class WhisperEncoder {
                 var pooled = [Float](repeating: 0, count: 2 * d)
                 pooled.withUnsafeMutableBufferPointer { p in
                     let mean = p.baseAddress!, std = mean + d, s = state.baseAddress! + window * n * d
-                    for f in 0..<n { for c in 0..<d { mean[c] += s[f * d + c] } }
+                    for f in 0..<n { laneAdd(s + f * d, into: mean, count: d) }
                     for c in 0..<d { mean[c] /= Float(n) }
-                    for f in 0..<n { for c in 0..<d { let e = s[f * d + c] - mean[c]; std[c] += e * e } }
+                    // Two passes, not a sum of squares: layer 0's near-constant channels would cancel to noise.
+                    for f in 0..<n { laneAddSquaredDeviations(s + f * d, from: mean, into: std, count: d) }
                     for c in 0..<d { std[c] = (std[c] / Float(n)).squareRoot() }
                 }
                 out[window].append(pooled)
@@ -323,6 +324,28 @@ struct ScratchBuffer: ~Copyable {
     var sum = acc.sum()
     while i < count { let e = p[i] - mean; sum += e * e; i += 1 }
     return sum
+}
+
+/// acc[i] += p[i] for i < count (the plain loop's index arithmetic carried overflow checks that kept it scalar).
+@inline(__always) func laneAdd(_ p: UnsafePointer<Float>, into acc: UnsafeMutablePointer<Float>, count: Int) {
+    var i = 0
+    while i + 16 <= count {
+        UnsafeMutableRawPointer(acc + i).storeBytes(of: lanes(acc, i) + lanes(p, i), as: SIMD16<Float>.self)
+        i += 16
+    }
+    while i < count { acc[i] += p[i]; i += 1 }
+}
+
+/// acc[i] += (p[i] - mean[i])² for i < count.
+@inline(__always) func laneAddSquaredDeviations(_ p: UnsafePointer<Float>, from mean: UnsafePointer<Float>,
+                                                into acc: UnsafeMutablePointer<Float>, count: Int) {
+    var i = 0
+    while i + 16 <= count {
+        let e = lanes(p, i) - lanes(mean, i)
+        UnsafeMutableRawPointer(acc + i).storeBytes(of: lanes(acc, i) + e * e, as: SIMD16<Float>.self)
+        i += 16
+    }
+    while i < count { let e = p[i] - mean[i]; acc[i] += e * e; i += 1 }
 }
 
 /// The largest of p[0..<count] (count ≥ 1). Eight lanes by `replace(with:where:)`: SIMD's own
