@@ -84,8 +84,9 @@ struct Bench: ParsableCommand {
         let gmacs = Double(windows * weights.multiplyAddsPerWindow) / model / 1e9
         var isa: UnsafePointer<CChar>?
         let peak = fma_peak_gflops(1, &isa) / 2
-        print(String(format: "  model speed     %.1f GMAC/s over %d windows, batches of %d: %.0f%% of one core's fp32 FMA peak (%.1f GFMA/s, %@, measured)",
-                     gmacs, windows, config.windows.batchWindows, 100 * gmacs / peak, peak, String(cString: isa!)))
+        print(String(format: "  model speed     %.1f GMAC/s over %d windows, batches of %d%@: %.0f%% of one core's fp32 FMA peak (%.1f GFMA/s, %@, measured)",
+                     gmacs, windows, config.windows.batchWindows,
+                     weights.card.encoder == nil ? "" : " (encoder passes of \(EmotionClassifier.encoderWindows))", 100 * gmacs / peak, peak, String(cString: isa!)))
         print("  BLAS kernels    \(BLASKernels.description)")
         print(String(format: "all %d cores     %.1f files/s, real-time factor %.5f", threads, Double(files.count) / parallel, parallel / audio))
         print("peak memory     \(peakResidentMegabytes()) MB resident")

@@ -227,7 +227,7 @@ public final class EmotionClassifier {
             front.compute(UnsafeBufferPointer(rebasing: samples[(b * w)..<((b + 1) * w)]), into: &windowMel)
             mel += windowMel
         }
-        let frames = windowMel.count / WhisperLogMel.melBands, size = 80 * frames
+        let frames = windowMel.count / WhisperLogMel.melBands, size = WhisperLogMel.melBands * frames
         let pooled = mel.withUnsafeBufferPointer { all in
             stride(from: 0, to: count, by: Self.encoderWindows).flatMap { first in
                 let n = min(Self.encoderWindows, count - first)

@@ -6,7 +6,8 @@ import Model
 public struct WindowSettings: Codable, Equatable, Sendable {
     /// Step between successive windows: one live event per hop (the encoder costs 90 ms a window).
     public var hopSeconds: Double = 1.0
-    /// Windows classified together in one batch (one sgemm per layer).
+    /// Windows whose samples and features are gathered for one call of the model (an encoder runs them
+    /// `EmotionClassifier.encoderWindows` at a time; the CNN in one sgemm per layer).
     public var batchWindows: Int = 16
 
     public init() {}
@@ -153,7 +154,7 @@ public final class ClipAnalyzer {
     /// of every file up to `batchedFileSeconds` long go through the model in shared batches: the
     /// encoder reads its 80 MB of weights once per batch, and a short clip has one or two windows.
     /// Longer files are analysed one by one (their own windows fill batches, and their samples are
-    /// read again rather than held).
+    /// read again rather than held), as is every file for a CNN or a speaker-normalised model.
     public func analyze(paths: [String], segments: Bool = false, keepFeatures: Bool = false,
                         normalisation: (String) -> Normalisation = { _ in .online }) -> [Result<ClipResult, Error>] {
         func alone(_ path: String) -> Result<ClipResult, Error> {
@@ -161,13 +162,15 @@ public final class ClipAnalyzer {
         }
         guard card.encoder != nil, card.speakerNormalisation == nil else { return paths.map(alone) }
         var results = [Result<ClipResult, Error>?](repeating: nil, count: paths.count)
-        var held: [(index: Int, stream: FeatureStream, file: AudioFile, plan: Plan)] = []
+        // The count, not the file: an open AudioFile keeps its decoder and a 64k-frame read buffer.
+        var held: [(index: Int, stream: FeatureStream, nonFiniteSamples: Int, plan: Plan)] = []
         for (index, path) in paths.enumerated() {
             do {
                 let file = try AudioFile(path: path)
                 guard file.duration <= Self.batchedFileSeconds else { results[index] = alone(path); continue }
                 let stream = try features(of: file, keepsSamples: true)
-                held.append((index, stream, file, try plan(stream, path: path, segments: segments, normalisation: normalisation(path))))
+                held.append((index, stream, file.nonFiniteSamples,
+                             try plan(stream, path: path, segments: segments, normalisation: normalisation(path))))
             } catch {
                 results[index] = .failure(error)
             }
@@ -177,16 +180,17 @@ public final class ClipAnalyzer {
         for h in held {
             var result = finish(h.plan, predictions: Array(predictions[next..<(next + h.plan.starts.count)]), stream: h.stream,
                                 path: paths[h.index], keepFeatures: keepFeatures)
-            result.nonFiniteSamples = h.file.nonFiniteSamples
+            result.nonFiniteSamples = h.nonFiniteSamples
             results[h.index] = .success(result)
             next += h.plan.starts.count
         }
         return results.map { $0! }
     }
 
-    /// Files per group for `analyze(paths:)` (the pool's `group`): a short clip is one or two windows,
-    /// and only a group's last encoder pass may be part-empty. Sixteen against eight: `analyze --jobs 1`
-    /// on 120 RAVDESS clips 9.0-11.8 against 10.4-12.2 s, `evaluate --jobs 2` on SAVEE 248 against 227 MB.
+    /// Files per group for `analyze(paths:)` (the pool's `group`): a short clip is one or two windows, and
+    /// with a `batchWindows` that is a multiple of four (the default) only a group's last encoder pass may
+    /// be part-empty. Sixteen against eight: `analyze --jobs 1` on 120 RAVDESS clips 9.0-11.8 against
+    /// 10.4-12.2 s, `evaluate --jobs 2` on SAVEE 248 against 227 MB.
     public static let groupFiles = 4 * EmotionClassifier.encoderWindows
 
     /// Files at most this long share the model's batches in `analyze(paths:)`, their samples held until
