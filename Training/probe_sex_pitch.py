@@ -45,7 +45,7 @@ def clip_accuracy(p, clip, sex):
 
 def main():
     torch.set_num_threads(2)
-    x, corpus, clip, emotion, sex, speaker = train_head.load("runs/features", list(range(8)))
+    x, corpus, clip, emotion, sex, speaker = train_head.load("runs/features", list(range(8)), "mean+std")  # as measured
     f0 = pitch_of("runs/pitch")
     assert len(f0) == len(x)
     results = {}
